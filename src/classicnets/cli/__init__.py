@@ -1,0 +1,54 @@
+"""The `classicnets` command: parse the command line, then dispatch to one subcommand.
+
+Each module in this package adds its subcommands with `add_parsers(subparsers)` and sets
+`handler` to a function taking the parsed arguments and returning an exit code.
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from classicnets.cli import data, experiments, models, reports, training, zoo
+from classicnets.errors import UserError
+
+COMMAND_MODULES = (models, data, training, reports, experiments, zoo)
+EXIT_USER_ERROR = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming the command and the problem."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="classicnets",
+        description="Paper-faithful AlexNet and VGG: build, train, evaluate, ablate, report.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    for module in COMMAND_MODULES:
+        module.add_parsers(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    try:
+        return int(args.handler(args))
+    except UserError as error:
+        print(f"classicnets: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("classicnets: interrupted", file=sys.stderr)
+        return 130

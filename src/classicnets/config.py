@@ -1,0 +1,288 @@
+"""Typed run configuration: nested frozen dataclasses, YAML presets and `--set a.b=value`.
+
+Precedence: dataclass defaults < preset YAML < `--set` overrides. Unknown keys are errors that
+suggest the closest key; values are coerced to the field's type (PyYAML reads `5e-4` as a
+string, so numbers given as strings are converted here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from classicnets.atomic import atomic_write_text
+from classicnets.errors import UserError
+
+DeviceName = str  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered model to build. `None` keeps the builder's own (paper) default."""
+
+    name: str = "alexnet_cifar"
+    norm: Literal["lrn", "bn", "none"] | None = None
+    activation: Literal["relu", "tanh"] | None = None
+    overlap_pool: bool | None = None
+    dropout: float | None = None
+    init: Literal["paper", "kaiming", "xavier", "torchvision"] | None = None
+    # AlexNet §3.2: the two columns on two devices, e.g. [cuda:0, cuda:1]; empty = one device.
+    column_devices: list[str] = field(default_factory=list)
+    weights: str = ""  # a local .pth state_dict to start from ("" = the model's own init)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set to read and how to feed it. See classicnets.data for the names."""
+
+    name: str = "digits"
+    root: str = field(default_factory=lambda: os.environ.get("CLASSICNETS_DATA", "./data"))
+    download: bool = False
+    # The training augmentation recipe; "default" picks the data set's usual one.
+    augment: Literal[
+        "default", "none", "crop_flip", "alexnet", "vgg", "random_resized_crop"
+    ] = "default"
+    image_size: int = 0  # 0 = the data set's native size; else resize (e.g. 128, 227)
+    pca_lighting: bool = False  # AlexNet §4.1 colour augmentation
+    val_fraction: float = 0.1
+    limit: int = 0  # at most this many training images (0 = all)
+    limit_per_class: int = 0  # at most this many training images per class (0 = all)
+    strict: bool = False  # fail on an unreadable image instead of skipping it
+    num_workers: int = 2  # only for data sets streamed from disk (ImageNet, folders)
+    in_memory: Literal["auto", "yes", "no"] = "auto"
+    label_file: str = ""  # e.g. Imagenette's noisy_imagenette.csv
+    noisy_labels: str = "noisy_labels_0"  # the column of label_file to train on
+    num_classes: int = 10  # synthetic only
+    synthetic_size: int = 32  # synthetic only: image side in pixels
+    synthetic_count: int = 256  # synthetic only: images per split
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer. lr is the peak learning rate for one-cycle and warm-up schedules."""
+
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5.0e-4
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule, stepped per optimizer step except `plateau` (per epoch)."""
+
+    name: Literal["constant", "step", "multistep", "plateau", "cosine", "onecycle", "linear"] = (
+        "constant"
+    )
+    step_epochs: int = 30  # step: multiply by gamma every this many epochs
+    milestones: list[int] = field(default_factory=list)  # multistep: epochs
+    gamma: float = 0.1
+    patience: int = 3  # plateau: epochs without val top-1 gain before lr *= gamma
+    warmup_epochs: float = 0.0
+    pct_start: float = 0.25  # onecycle: share of steps spent rising
+    min_lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    device: DeviceName = "auto"  # auto picks cuda > mps > cpu
+    seed: int = 0
+    deterministic: bool = False
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off elsewhere
+    channels_last: Literal["auto", "yes", "no"] = "auto"  # auto: on CUDA
+    compile: bool = False
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    label_smoothing: float = 0.0
+    early_stop_patience: int = 0  # epochs without val top-1 gain; 0 = off
+    tensorboard: bool = False
+    checkpoint_every_steps: int = 0  # also save last.pt inside long epochs; 0 = once per epoch
+    log_every_steps: int = 20
+    tta: Literal["none", "flip", "10crop"] = "none"  # test-time augmentation of the final test
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESET_DIRS = (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs")
+
+
+def preset_names() -> list[str]:
+    names = {p.stem for d in PRESET_DIRS if d.is_dir() for p in d.glob("*.yaml")}
+    return sorted(names)
+
+
+def resolve_preset(preset: str) -> Path:
+    """A preset is a path to a YAML file or the name of one in configs/."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UserError(f"preset file {preset} does not exist")
+        return path
+    for directory in PRESET_DIRS:
+        candidate = directory / f"{preset}.yaml"
+        if candidate.is_file():
+            return candidate
+    close = difflib.get_close_matches(preset, preset_names(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UserError(f"unknown preset {preset!r}.{hint} Presets: {', '.join(preset_names())}")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"malformed YAML in {path}{where}: {getattr(error, 'problem', error)}")
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of sections (model:, data:, ...)")
+    return data
+
+
+def load_config(preset: str | None = None, overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """Build a RunConfig from defaults, an optional preset and `a.b=value` overrides."""
+    tree: dict[str, Any] = {}
+    if preset:
+        tree = read_yaml(resolve_preset(preset))
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE (e.g. optim.lr=0.01), got {override!r}")
+        node = tree
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {key}: {part} is not a section")
+        node[leaf] = _parse_scalar(raw)
+    return config_from_dict(tree)
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def config_from_dict(tree: dict[str, Any]) -> RunConfig:
+    return typing.cast(RunConfig, _build(RunConfig, tree, prefix=""))
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            raise UserError(f"unknown config key {prefix}{key}{hint} (known: {', '.join(known)})")
+        field_type = hints[key]
+        if is_dataclass(field_type):
+            kwargs[key] = _build(typing.cast(type, field_type), values[key], f"{prefix}{key}.")
+        else:
+            kwargs[key] = coerce(value, field_type, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def coerce(value: Any, target: Any, key: str) -> Any:
+    """Convert a YAML or command-line value to the field's declared type, or raise UserError."""
+    origin = typing.get_origin(target)
+    args = typing.get_args(target)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, option, key)
+            except UserError as error:
+                errors.append(str(error))
+        raise UserError(errors[-1])
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(str(a) for a in args)
+            raise UserError(f"{key} must be one of {choices}; got {value!r}")
+        return value
+    if origin is list:
+        items = value
+        if isinstance(value, str):
+            items = [_parse_scalar(v) for v in value.split(",") if v.strip()]
+        if not isinstance(items, list | tuple):
+            raise UserError(f"{key} must be a list; got {value!r}")
+        return [coerce(item, args[0], f"{key}[{i}]") for i, item in enumerate(items)]
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise UserError(f"{key} must be true or false; got {value!r}")
+    if target is int:
+        if isinstance(value, bool):
+            raise UserError(f"{key} must be an integer; got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{key} must be an integer; got {value!r}") from None
+        if not number.is_integer():
+            raise UserError(f"{key} must be an integer; got {value!r}")
+        return int(number)
+    if target is float:
+        if isinstance(value, bool):
+            raise UserError(f"{key} must be a number; got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{key} must be a number; got {value!r}") from None
+    if target is str:
+        if isinstance(value, dict | list):
+            raise UserError(f"{key} must be a string; got {value!r}")
+        return "" if value is None else str(value)
+    raise TypeError(f"config field {key} has an unsupported type {target!r}")
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def replace(config: RunConfig, **sections: Any) -> RunConfig:
+    """A copy of `config` with whole sections or `section={"field": value}` changes."""
+    changes = {}
+    for name, value in sections.items():
+        current = getattr(config, name)
+        changes[name] = dataclasses.replace(current, **value) if isinstance(value, dict) else value
+    return dataclasses.replace(config, **changes)
+
