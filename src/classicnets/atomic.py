@@ -15,7 +15,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
     except OSError as error:
         raise UserError(f"cannot write to {path.parent}: {error.strerror}") from None
     try:
@@ -26,7 +28,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.replace(temp_name, path)
     except OSError as error:
         Path(temp_name).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {error.strerror}; the previous copy is intact") from None
+        raise UserError(
+            f"cannot write {path}: {error.strerror}; the previous copy is intact"
+        ) from None
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise

@@ -47,9 +47,9 @@ class DataConfig:
     root: str = field(default_factory=lambda: os.environ.get("CLASSICNETS_DATA", "./data"))
     download: bool = False
     # The training augmentation recipe; "default" picks the data set's usual one.
-    augment: Literal[
-        "default", "none", "crop_flip", "alexnet", "vgg", "random_resized_crop"
-    ] = "default"
+    augment: Literal["default", "none", "crop_flip", "alexnet", "vgg", "random_resized_crop"] = (
+        "default"
+    )
     image_size: int = 0  # 0 = the data set's native size; else resize (e.g. 128, 227)
     pca_lighting: bool = False  # AlexNet §4.1 colour augmentation
     val_fraction: float = 0.1
@@ -63,6 +63,12 @@ class DataConfig:
     num_classes: int = 10  # synthetic only
     synthetic_size: int = 32  # synthetic only: image side in pixels
     synthetic_count: int = 256  # synthetic only: images per split
+    split_seed: int = 0  # seeds the val carve and the limit subsets (not train.seed: fixed splits)
+    # VGG §3.1 scale jittering: training scale S drawn from [scale_min, scale_max] (at a 224
+    # crop; scaled with image_size otherwise). scale_min == scale_max is single-scale training.
+    scale_min: int = 256
+    scale_max: int = 512
+    eval_scale: int = 0  # VGG §3.2 test scale Q (0 = (scale_min + scale_max) / 2)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"malformed YAML in {path}{where}: {getattr(error, 'problem', error)}")
+        problem = getattr(error, "problem", error)
+        raise UserError(f"malformed YAML in {path}{where}: {problem}") from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
     if data is None:
@@ -163,9 +170,12 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 def load_config(preset: str | None = None, overrides: typing.Sequence[str] = ()) -> RunConfig:
     """Build a RunConfig from defaults, an optional preset and `a.b=value` overrides."""
-    tree: dict[str, Any] = {}
-    if preset:
-        tree = read_yaml(resolve_preset(preset))
+    tree = read_yaml(resolve_preset(preset)) if preset else {}
+    return config_from_dict(apply_overrides(tree, overrides))
+
+
+def apply_overrides(tree: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """Set each `a.b=value` (value parsed as YAML) in a nested dict; returns the same dict."""
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep or not key.strip():
@@ -177,7 +187,11 @@ def load_config(preset: str | None = None, overrides: typing.Sequence[str] = ())
             if not isinstance(node, dict):
                 raise UserError(f"--set {key}: {part} is not a section")
         node[leaf] = _parse_scalar(raw)
-    return config_from_dict(tree)
+    return tree
+
+
+def override_keys(overrides: typing.Sequence[str]) -> list[str]:
+    return [override.partition("=")[0].strip() for override in overrides]
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -215,9 +229,9 @@ def coerce(value: Any, target: Any, key: str) -> Any:
     origin = typing.get_origin(target)
     args = typing.get_args(target)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_null and type(None) in args:
+            return None
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:
@@ -285,4 +299,3 @@ def replace(config: RunConfig, **sections: Any) -> RunConfig:
         current = getattr(config, name)
         changes[name] = dataclasses.replace(current, **value) if isinstance(value, dict) else value
     return dataclasses.replace(config, **changes)
-

@@ -1,0 +1,1 @@
+"""Evaluation: top-k metrics, per-class accuracy, confusion matrix, test-time augmentation."""

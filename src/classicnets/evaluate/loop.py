@@ -1,0 +1,214 @@
+"""evaluate(): loss, top-1/top-5, per-class accuracy and the confusion matrix over a loader.
+
+Batches with test-time views, shaped (N, V, C, H, W) (flips, or AlexNet §4.1's ten crops),
+are scored by averaging the softmax over the V views, as the paper averages its ten patches.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from classicnets.atomic import atomic_write, atomic_write_text
+from classicnets.evaluate.metrics import confusion_matrix, topk_correct
+from classicnets.train.device import Precision
+
+SAMPLE_IMAGES = 64  # images kept for the report's picture grid
+
+
+@dataclass
+class EvalResult:
+    count: int
+    loss: float
+    top1: float  # percent
+    top5: float  # percent
+    confusion: torch.Tensor  # (C, C) counts, rows = true class
+    top5_indices: torch.Tensor | None = None  # (count, 5), when predictions were collected
+    top5_probs: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    sample_images: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3)
+    sample_rows: list[int] = field(default_factory=list)  # index into targets per image
+
+    @property
+    def per_class_count(self) -> list[int]:
+        return [int(v) for v in self.confusion.sum(dim=1)]
+
+    @property
+    def per_class_top1(self) -> list[float]:
+        correct = self.confusion.diagonal().double()
+        totals = self.confusion.sum(dim=1).double().clamp(min=1)
+        return [float(v) for v in (100.0 * correct / totals)]
+
+
+def _forward_views(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean log-probabilities over test-time views, and the scores used for ranking."""
+    if x.ndim == 5:
+        batch, views = x.shape[:2]
+        logits = model(x.flatten(0, 1)).float()  # (N*V, K)
+        probs = logits.softmax(dim=1).view(batch, views, -1).mean(dim=1)
+        return probs.clamp_min(1e-12).log(), probs
+    logits = model(x).float()
+    return logits.log_softmax(dim=1), logits
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    precision: Precision,
+    num_classes: int,
+    collect: bool = False,
+    mean_std: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> EvalResult:
+    """Score `model` on every batch. With `collect`, keep top-5 predictions per sample and a
+    few de-normalised images (needs `mean_std`) for reports."""
+    was_training = model.training
+    model.eval()
+    device = precision.device
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    top1 = torch.zeros((), dtype=torch.int64, device=device)
+    top5 = torch.zeros((), dtype=torch.int64, device=device)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+    count = 0
+    kept_indices, kept_probs, kept_targets = [], [], []
+    images: list[tuple[bool, int, np.ndarray]] = []
+    for x, y in batches:
+        if precision.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            device.type,
+            dtype=precision.amp_dtype or torch.float32,
+            enabled=precision.amp_dtype is not None,
+        ):
+            log_probs, scores = _forward_views(model, x)
+        loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
+        hit1, hit5 = topk_correct(scores, y, ks=(1, 5))
+        top1 += hit1
+        top5 += hit5
+        confusion += confusion_matrix(scores.argmax(dim=1), y, num_classes)
+        if collect:
+            probs = log_probs.exp()
+            k = min(5, num_classes)
+            top_probs, top_indices = probs.topk(k, dim=1)
+            kept_indices.append(top_indices.cpu())
+            kept_probs.append(top_probs.cpu())
+            kept_targets.append(y.cpu())
+            if mean_std is not None:
+                _keep_sample_images(images, x, y, top_indices[:, 0], count, mean_std)
+        count += y.shape[0]
+    model.train(was_training)
+    result = EvalResult(
+        count=count,
+        loss=float(loss_sum.item()) / max(count, 1),
+        top1=100.0 * float(top1.item()) / max(count, 1),
+        top5=100.0 * float(top5.item()) / max(count, 1),
+        confusion=confusion.cpu(),
+    )
+    if collect and kept_targets:
+        result.top5_indices = torch.cat(kept_indices)
+        result.top5_probs = torch.cat(kept_probs)
+        result.targets = torch.cat(kept_targets)
+        images.sort(key=lambda item: (item[0], item[1]))  # misclassified first, then in order
+        result.sample_rows = [row for _, row, _ in images[:SAMPLE_IMAGES]]
+        result.sample_images = [image for _, _, image in images[:SAMPLE_IMAGES]]
+    return result
+
+
+def _keep_sample_images(
+    images: list[tuple[bool, int, np.ndarray]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    predicted: torch.Tensor,
+    offset: int,
+    mean_std: tuple[Sequence[float], Sequence[float]],
+) -> None:
+    """Keep up to SAMPLE_IMAGES wrong and SAMPLE_IMAGES right images, de-normalised to uint8."""
+    wrong = int(sum(1 for is_right, _, _ in images if not is_right))
+    right = len(images) - wrong
+    if wrong >= SAMPLE_IMAGES and right >= SAMPLE_IMAGES:
+        return
+    views = x[:, 0] if x.ndim == 5 else x  # the first view is the centre crop
+    mean = torch.tensor(mean_std[0], device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(mean_std[1], device=x.device).view(1, -1, 1, 1)
+    pixels = (views.float() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
+    pixels_np = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    is_right = (predicted == y).cpu().tolist()
+    for i, correct in enumerate(is_right):
+        if (correct and right < SAMPLE_IMAGES) or (not correct and wrong < SAMPLE_IMAGES):
+            images.append((bool(correct), offset + i, pixels_np[i]))
+            right, wrong = (right + 1, wrong) if correct else (right, wrong + 1)
+
+
+def write_eval_outputs(
+    result: EvalResult,
+    out_dir: Path,
+    classes: Sequence[str],
+    sample_ids: Sequence[str],
+    split: str,
+    tta: str,
+) -> dict[str, Any]:
+    """metrics.json, predictions.csv and samples.npz (see the run-folder format in the docs)."""
+    correct = int(result.confusion.diagonal().sum())
+    metrics: dict[str, Any] = {
+        "split": split,
+        "tta": tta,
+        "count": result.count,
+        "loss": result.loss,
+        "top1": result.top1,
+        "top5": result.top5,
+        "error_top1": 100.0 - result.top1,
+        "error_top5": 100.0 - result.top5,
+        "correct": correct,
+        "incorrect": result.count - correct,
+        "classes": list(classes),
+        "per_class_top1": result.per_class_top1,
+        "per_class_count": result.per_class_count,
+        "confusion_matrix": result.confusion.tolist(),
+    }
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+    if result.targets is not None and result.top5_indices is not None:
+        assert result.top5_probs is not None
+        _write_predictions(out_dir / "predictions.csv", result, classes, sample_ids)
+        if result.sample_images:
+            rows = result.sample_rows
+            arrays = {
+                "images": np.stack(result.sample_images),
+                "targets": result.targets[rows].numpy().astype(np.int64),
+                "top5_indices": result.top5_indices[rows].numpy().astype(np.int64),
+                "top5_probs": result.top5_probs[rows].numpy().astype(np.float32),
+                "classes": np.array(list(classes)),
+            }
+            atomic_write(out_dir / "samples.npz", lambda file: np.savez_compressed(file, **arrays))
+    return metrics
+
+
+def _write_predictions(
+    path: Path, result: EvalResult, classes: Sequence[str], sample_ids: Sequence[str]
+) -> None:
+    assert result.targets is not None and result.top5_indices is not None
+    assert result.top5_probs is not None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["sample", "target", "predicted", "top5_classes", "top5_probs"])
+    for row, target in enumerate(result.targets.tolist()):
+        indices = result.top5_indices[row].tolist()
+        probs = result.top5_probs[row].tolist()
+        sample = sample_ids[row] if row < len(sample_ids) else str(row)
+        writer.writerow(
+            [
+                sample,
+                classes[target],
+                classes[indices[0]],
+                "|".join(classes[i] for i in indices),
+                "|".join(f"{p:.4f}" for p in probs),
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,52 @@
+"""Device and numeric-precision choice, made once per run."""
+
+from dataclasses import dataclass
+
+import torch
+
+from classicnets.config import TrainConfig
+from classicnets.errors import UserError
+
+
+@dataclass(frozen=True)
+class Precision:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None = full fp32
+    use_grad_scaler: bool  # fp16 needs loss scaling; bf16 does not
+    channels_last: bool
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` picks cuda > mps > cpu; anything else must be available here."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(
+            f"train.device={name!r} is not a device (use auto, cpu, cuda, mps)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"train.device={name} but CUDA is not available here (use auto or cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"train.device={name} but MPS is not available here (use auto or cpu)")
+    return device
+
+
+def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
+    """AMP and channels_last default on for CUDA only, where they pay off."""
+    amp = cfg.amp
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+        if device.type == "cuda" and amp == "off":
+            amp = "fp16"
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    if cfg.channels_last == "auto":
+        channels_last = device.type == "cuda"
+    else:
+        channels_last = cfg.channels_last == "yes"
+    return Precision(device, dtype, amp == "fp16" and device.type == "cuda", channels_last)

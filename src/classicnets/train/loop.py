@@ -1,0 +1,413 @@
+"""fit() and train_one_epoch(): the one training loop, with exact resume.
+
+Every batch's data randomness is a function of (seed, epoch, batch index) (see
+classicnets.data), and the checkpoint carries every RNG state, so a run resumed from any
+checkpoint, even one saved mid-epoch, continues bit for bit as if it had never stopped.
+"""
+
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from classicnets.config import RunConfig, TrainConfig, config_from_dict, config_to_dict, save_config
+from classicnets.errors import UserError
+from classicnets.evaluate.metrics import EpochRecord, RunningMean, topk_correct
+from classicnets.train.checkpoint import load_resume_checkpoint, save_checkpoint
+from classicnets.train.losses import classification_loss, main_logits
+from classicnets.train.optim import Schedule, current_lr
+from classicnets.train.run_folder import MetricsLog, write_json
+from classicnets.train.seeding import restore_rng_state, rng_state
+from classicnets.train.setup import RunParts, build_run_parts, final_test, start_run_folder
+
+log = logging.getLogger(__name__)
+
+
+class DivergedError(UserError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class StopFlag:
+    """Set by Ctrl-C (SIGINT): the loop finishes its step, saves last.pt and returns."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "StopFlag":
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        log.warning("Ctrl-C: finishing this step and saving checkpoints/last.pt ...")
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint must carry besides the model and optimizer."""
+
+    epochs_done: int = 0
+    batches_done: int = 0  # in the epoch after `epochs_done`; > 0 only for mid-epoch saves
+    global_step: int = 0
+    best_top1: float | None = None
+    best_epoch: int | None = None
+    stale_epochs: int = 0  # epochs since the best, for early stopping
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    partial: dict[str, Any] = field(default_factory=dict)  # running sums of a half-done epoch
+
+
+@dataclass
+class EpochSums:
+    loss: RunningMean
+    correct: RunningMean
+    seconds: float = 0.0
+
+    @classmethod
+    def start(cls, device: torch.device, partial: dict[str, Any]) -> "EpochSums":
+        sums = cls(RunningMean(device), RunningMean(device))
+        if partial:
+            sums.loss.load(partial["loss"])
+            sums.correct.load(partial["correct"])
+            sums.seconds = float(partial["seconds"])
+        return sums
+
+    def state(self) -> dict[str, Any]:
+        return {"loss": self.loss.state(), "correct": self.correct.state(), "seconds": self.seconds}
+
+
+def fit(
+    config: RunConfig,
+    out_root: Path = Path("runs"),
+    *,
+    resume: Path | None = None,
+    command: Sequence[str] = (),
+    stop_after_steps: int | None = None,
+) -> Path:
+    """Train `config` (or resume the run folder `resume`) and return the run folder.
+
+    `stop_after_steps` behaves like a Ctrl-C after that many optimizer steps in total: the
+    run saves checkpoints/last.pt and stops, resumable (used by tests and fault drills).
+    """
+    checkpoint: dict[str, Any] | None = None
+    if resume is not None:
+        checkpoint, checkpoint_path = load_resume_checkpoint(resume)
+        log.info("resuming %s from %s", resume, checkpoint_path.name)
+    parts = build_run_parts(config, checkpoint)
+    state = TrainState(**checkpoint["train_state"]) if checkpoint else TrainState()
+    if checkpoint is not None:
+        assert resume is not None
+        run_dir = resume
+        save_config(config, run_dir / "config.yaml")
+        restore_rng_state(checkpoint["rng"])
+    else:
+        run_dir = start_run_folder(config, parts, out_root, command)
+    metrics = MetricsLog(run_dir, state.history)
+    writer = _tensorboard_writer(config.train, run_dir)
+    clock = time.perf_counter()
+    base_wall = state.wall_seconds
+    status = "running"
+    try:
+        with StopFlag() as stop:
+            status = _run_epochs(
+                config,
+                parts,
+                state,
+                run_dir,
+                metrics,
+                writer,
+                stop,
+                stop_after_steps,
+                lambda: base_wall + time.perf_counter() - clock,
+            )
+    finally:
+        if writer is not None:
+            writer.close()
+    state.wall_seconds = base_wall + time.perf_counter() - clock
+    test = final_test(config, parts, run_dir) if status == "complete" else None
+    _write_summary(config, parts, state, run_dir, status, test)
+    return run_dir
+
+
+def _run_epochs(
+    config: RunConfig,
+    parts: RunParts,
+    state: TrainState,
+    run_dir: Path,
+    metrics: MetricsLog,
+    writer: Any,
+    stop: StopFlag,
+    stop_after_steps: int | None,
+    wall_seconds: Callable[[], float],
+) -> str:
+    """Train until the planned epochs, early stopping, Ctrl-C or `stop_after_steps`."""
+    cfg = config.train
+
+    def save_last(mid_epoch: EpochSums | None) -> None:
+        state.wall_seconds = wall_seconds()
+        state.partial = mid_epoch.state() if mid_epoch is not None else {}
+        save_checkpoint(
+            _checkpoint_dict(config, parts, state),
+            run_dir / "checkpoints/last.pt",
+            keep_previous=True,
+        )
+
+    _write_summary(config, parts, state, run_dir, "running", None)
+    for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
+        lr = current_lr(parts.optimizer)
+        sums = EpochSums.start(parts.precision.device, state.partial)
+        finished = train_one_epoch(
+            parts, cfg, epoch, state, sums, stop, stop_after_steps, save_last
+        )
+        if not finished:
+            save_last(sums)
+            log.info(
+                "stopped in epoch %d after %d batches; resume with: classicnets train --resume %s",
+                epoch,
+                state.batches_done,
+                run_dir,
+            )
+            return "interrupted"
+        record = _end_epoch(parts, epoch, lr, sums)
+        is_best = (
+            record.val_top1 is None
+            or state.best_top1 is None
+            or (record.val_top1 > state.best_top1)
+        )
+        state.epochs_done, state.batches_done, state.partial = epoch, 0, {}
+        state.history.append(record.to_dict())
+        state.train_seconds += sums.seconds
+        if is_best:
+            state.best_top1, state.best_epoch, state.stale_epochs = record.val_top1, epoch, 0
+        else:
+            state.stale_epochs += 1
+        if parts.schedule.plateau is not None and record.val_top1 is not None:
+            parts.schedule.plateau.step(record.val_top1)
+        save_last(None)
+        if is_best:
+            save_checkpoint(
+                _checkpoint_dict(config, parts, state, weights_only=True),
+                run_dir / "checkpoints/best.pt",
+            )
+        metrics.append(record)
+        log.info(record.summary_line())
+        if writer is not None:
+            _log_tensorboard(writer, record)
+        if cfg.early_stop_patience and state.stale_epochs >= cfg.early_stop_patience:
+            log.info("early stop: no val top-1 gain for %d epochs", state.stale_epochs)
+            break
+    return "complete"
+
+
+def train_one_epoch(
+    parts: RunParts,
+    cfg: TrainConfig,
+    epoch: int,
+    state: TrainState,
+    sums: EpochSums,
+    stop: StopFlag,
+    stop_after_steps: int | None,
+    save_last: Callable[[EpochSums], None],
+) -> bool:
+    """One pass over the training loader from `state.batches_done`; False if stopped early."""
+    model, optimizer, precision = parts.model, parts.optimizer, parts.precision
+    model.train()
+    loader = parts.train_loader
+    bar = tqdm(
+        total=len(loader),
+        initial=state.batches_done,
+        desc=f"epoch {epoch}",
+        disable=None if cfg.progress else True,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter()
+    for x, y in loader.epoch(epoch, start_batch=state.batches_done):
+        if precision.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            precision.device.type,
+            dtype=precision.amp_dtype or torch.float32,
+            enabled=precision.amp_dtype is not None,
+        ):
+            output = model(x)
+            loss = classification_loss(output, y, cfg.label_smoothing)
+        parts.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            parts.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        parts.scaler.step(optimizer)
+        parts.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        if parts.schedule.per_step is not None:
+            parts.schedule.per_step.step()
+        sums.loss.add(loss.detach().float() * y.shape[0], y.shape[0])
+        sums.correct.add(topk_correct(main_logits(output).detach(), y, ks=(1,))[0], y.shape[0])
+        state.batches_done += 1
+        state.global_step += 1
+        bar.update(1)
+        if state.batches_done % cfg.log_every_steps == 0 or state.batches_done == len(loader):
+            sums.seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            _check_finite(sums, epoch, state)
+            bar.set_postfix(
+                loss=f"{sums.loss.value():.3f}",
+                top1=f"{100 * sums.correct.value():.1f}",
+                lr=f"{current_lr(optimizer):.2g}",
+                img_s=f"{sums.loss.count / max(sums.seconds, 1e-9):.0f}",
+            )
+        if stop.requested or (
+            stop_after_steps is not None and state.global_step >= stop_after_steps
+        ):
+            sums.seconds += time.perf_counter() - started
+            bar.close()
+            return False
+        if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+            sums.seconds += time.perf_counter() - started
+            save_last(sums)
+            started = time.perf_counter()
+    bar.close()
+    return True
+
+
+def _check_finite(sums: EpochSums, epoch: int, state: TrainState) -> None:
+    value = sums.loss.value()
+    if not math.isfinite(value):
+        raise DivergedError(
+            f"the training loss became {value} in epoch {epoch} (step {state.global_step}); "
+            "stopped, keeping the last good checkpoint. Try a lower optim.lr or train.grad_clip"
+        )
+
+
+def _end_epoch(parts: RunParts, epoch: int, lr: float, sums: EpochSums) -> EpochRecord:
+    from classicnets.evaluate.loop import evaluate
+
+    val = None
+    if parts.val_loader is not None:
+        val = evaluate(
+            parts.model, parts.val_loader.epoch(0), parts.precision, len(parts.info.classes)
+        )
+    return EpochRecord(
+        epoch=epoch,
+        lr=lr,
+        train_loss=sums.loss.value(),
+        train_top1=100.0 * sums.correct.value(),
+        val_loss=val.loss if val else None,
+        val_top1=val.top1 if val else None,
+        val_top5=val.top5 if val else None,
+        epoch_seconds=sums.seconds,
+        images_per_second=sums.loss.count / max(sums.seconds, 1e-9),
+    )
+
+
+def _checkpoint_dict(
+    config: RunConfig, parts: RunParts, state: TrainState, weights_only: bool = False
+) -> dict[str, Any]:
+    """Everything a resume needs; best.pt keeps only the weights and what describes them."""
+    checkpoint: dict[str, Any] = {
+        "model": parts.raw_model.state_dict(),
+        "config": config_to_dict(config),
+        "classes": list(parts.info.classes),
+        "mean": list(parts.info.mean),
+        "std": list(parts.info.std),
+        "image_size": parts.info.image_size,
+        "epoch": state.epochs_done,
+        "best_top1": state.best_top1,
+    }
+    if not weights_only:
+        checkpoint.update(
+            optimizer=parts.optimizer.state_dict(),
+            schedule=parts.schedule.state_dict(),
+            scaler=parts.scaler.state_dict(),
+            train_state=asdict(state),
+            rng=rng_state(),
+        )
+    return checkpoint
+
+
+def _write_summary(
+    config: RunConfig,
+    parts: RunParts,
+    state: TrainState,
+    run_dir: Path,
+    status: str,
+    test: dict[str, Any] | None,
+) -> None:
+    last = state.history[-1] if state.history else {}
+    seconds = state.train_seconds
+    images = sum(row["images_per_second"] * row["epoch_seconds"] for row in state.history)
+    write_json(
+        run_dir / "summary.json",
+        {
+            "status": status,
+            "model": config.model.name,
+            "dataset": config.data.name,
+            "num_classes": len(parts.info.classes),
+            "classes": list(parts.info.classes),
+            "params": parts.params,
+            "macs": parts.macs,
+            "input_size": [3, parts.info.image_size, parts.info.image_size],
+            "epochs": state.epochs_done,
+            "epochs_planned": config.train.epochs,
+            "best_top1": state.best_top1,
+            "best_epoch": state.best_epoch,
+            "last_top1": last.get("val_top1"),
+            "test_top1": test["top1"] if test else None,
+            "test_top5": test["top5"] if test else None,
+            "test_loss": test["loss"] if test else None,
+            "wall_seconds": round(state.wall_seconds, 2),
+            "seed": config.train.seed,
+            "images_per_second": images / seconds if seconds > 0 else None,
+        },
+    )
+
+
+def _tensorboard_writer(cfg: TrainConfig, run_dir: Path) -> Any:
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "train.tensorboard=true needs TensorBoard: pip install 'classicnets[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def _log_tensorboard(writer: Any, record: EpochRecord) -> None:
+    for name, value in record.to_dict().items():
+        if name != "epoch" and value is not None:
+            writer.add_scalar(name, value, record.epoch)
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config saved in a run folder."""
+    from classicnets.config import read_yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.yaml)")
+    return config_from_dict(read_yaml(path))
+
+
+__all__ = ["Schedule", "fit", "load_run_config", "train_one_epoch"]

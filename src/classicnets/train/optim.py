@@ -1,0 +1,102 @@
+"""Optimizers and learning-rate schedules built from their typed config sections."""
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from classicnets.config import OptimConfig, ScheduleConfig
+from classicnets.errors import UserError
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD (optionally Nesterov), Adam or AdamW. Weight decay skips biases and norm layers'
+    parameters only for AdamW, following its paper (decoupled decay, arXiv:1711.05101)."""
+    if cfg.lr <= 0:
+        raise UserError(f"optim.lr must be positive; got {cfg.lr}")
+    params: Iterable[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Schedule:
+    """A per-step scheduler, or a per-epoch ReduceLROnPlateau on validation top-1."""
+
+    per_step: torch.optim.lr_scheduler.LRScheduler | None
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+
+    def state_dict(self) -> dict[str, object]:
+        scheduler = self.per_step or self.plateau
+        return scheduler.state_dict() if scheduler is not None else {}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        scheduler = self.per_step or self.plateau
+        if scheduler is not None:
+            scheduler.load_state_dict(state)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: ScheduleConfig,
+    epochs: int,
+    steps_per_epoch: int,
+) -> Schedule:
+    """Step, multistep, cosine, linear and constant schedules share one per-step multiplier
+    with an optional linear warm-up; one-cycle is torch's OneCycleLR (peak = optim.lr)."""
+    total_steps = max(epochs * steps_per_epoch, 1)
+    if cfg.name == "plateau":
+        # AlexNet §5: "divide the learning rate by 10 when the validation error rate stopped
+        # improving"; we watch validation top-1 (mode max).
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr
+        )
+        return Schedule(per_step=None, plateau=plateau)
+    if cfg.name == "onecycle":
+        peak = [group["lr"] for group in optimizer.param_groups]
+        onecycle = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=peak, total_steps=total_steps, pct_start=cfg.pct_start
+        )
+        return Schedule(per_step=onecycle, plateau=None)
+    multiplier = lr_multiplier(cfg, steps_per_epoch, total_steps, optimizer.defaults["lr"])
+    return Schedule(torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier), plateau=None)
+
+
+def lr_multiplier(
+    cfg: ScheduleConfig, steps_per_epoch: int, total_steps: int, base_lr: float
+) -> Callable[[int], float]:
+    """The factor applied to optim.lr at a given optimizer step."""
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    floor = cfg.min_lr / base_lr
+
+    def multiplier(step: int) -> float:
+        epoch = step / steps_per_epoch
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        if cfg.name == "step":
+            return float(cfg.gamma ** math.floor(epoch / max(cfg.step_epochs, 1)))
+        if cfg.name == "multistep":
+            return float(cfg.gamma ** sum(epoch >= m for m in cfg.milestones))
+        if cfg.name == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if cfg.name == "linear":
+            return floor + (1 - floor) * max(1.0 - progress, 0.0)
+        return 1.0
+
+    return multiplier
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])

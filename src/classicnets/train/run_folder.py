@@ -1,0 +1,144 @@
+"""The run folder: everything needed to rebuild a run (config, environment, metrics, summary).
+
+Layout (also documented in docs/run-folder.md): config.yaml, env.json, metrics.jsonl,
+metrics.csv, checkpoints/{last,previous,best}.pt, summary.json, eval/<split>[-<tta>]/.
+"""
+
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from classicnets.atomic import atomic_write_text
+from classicnets.errors import UserError
+from classicnets.evaluate.metrics import EpochRecord
+
+
+def create_run_dir(out_root: Path, model_name: str, dataset_name: str) -> Path:
+    """A new, unique run folder under `out_root`; an existing folder is never reused."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{model_name}-{dataset_name}"
+    check_writable(out_root)
+    for attempt in range(1, 1000):
+        run_dir = out_root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UserError(f"cannot find a free run folder name under {out_root}")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any training starts if `folder` cannot hold a run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".classicnets-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"cannot write to {folder}: {error.strerror} (choose another --out)"
+        ) from None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
+    """Versions, device and code revision, saved as env.json."""
+    import torchvision
+
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = platform.processor() or platform.machine()
+    return {
+        "command": list(command),
+        "git_commit": commit,
+        "git_dirty": bool(status) if status is not None else None,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": device_name,
+        "cpu_threads": torch.get_num_threads(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+class MetricsLog:
+    """metrics.jsonl (one line per epoch, appended) and metrics.csv (rewritten) in a run."""
+
+    def __init__(self, run_dir: Path, history: Sequence[dict[str, Any]] = ()) -> None:
+        self.jsonl = run_dir / "metrics.jsonl"
+        self.csv = run_dir / "metrics.csv"
+        self.rows: list[dict[str, Any]] = list(history)
+        # On resume the checkpoint's history is the truth: rewrite both files from it, which
+        # also drops a line written after the checkpoint or truncated by a kill.
+        atomic_write_text(self.jsonl, "".join(json.dumps(row) + "\n" for row in self.rows))
+        self._write_csv()
+
+    def append(self, record: EpochRecord) -> None:
+        row = record.to_dict()
+        self.rows.append(row)
+        try:
+            with self.jsonl.open("a") as file:
+                file.write(json.dumps(row) + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as error:
+            raise UserError(f"cannot write {self.jsonl}: {error.strerror}") from None
+        self._write_csv()
+
+    def _write_csv(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EpochRecord.field_names())
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.csv, buffer.getvalue())
+
+
+class Stopwatch:
+    """Wall-clock seconds that first wait for queued GPU work, so timings are honest."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = self.now()
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+        return time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.now() - self.start

@@ -1,0 +1,247 @@
+"""Building the pieces of a run from its config: data, model, optimizer, schedule, run folder."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from classicnets.config import ModelConfig, RunConfig, save_config
+from classicnets.data import DataSplits, Loader, build_loader, build_splits, sample_ids
+from classicnets.errors import UserError
+from classicnets.evaluate.loop import evaluate, write_eval_outputs
+from classicnets.models import build_model, check_input_size
+from classicnets.models.summary import count_macs
+from classicnets.train.checkpoint import load_checkpoint
+from classicnets.train.device import Precision, pick_device, pick_precision
+from classicnets.train.optim import Schedule, build_optimizer, build_scheduler
+from classicnets.train.run_folder import create_run_dir, environment, write_json
+from classicnets.train.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunParts:
+    precision: Precision
+    splits: DataSplits
+    train_loader: Loader
+    val_loader: Loader | None
+    raw_model: nn.Module  # the module whose state_dict is saved
+    model: nn.Module  # raw_model, or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    scaler: torch.amp.GradScaler
+    params: int
+    macs: int | None
+
+    @property
+    def info(self) -> Any:
+        return self.splits.info
+
+
+def model_options(cfg: ModelConfig) -> dict[str, Any]:
+    """The architecture knobs the user set (None keeps the builder's paper default)."""
+    options = {
+        "norm": cfg.norm,
+        "activation": cfg.activation,
+        "overlap_pool": cfg.overlap_pool,
+        "dropout": cfg.dropout,
+        "init": cfg.init,
+    }
+    chosen = {name: value for name, value in options.items() if value is not None}
+    if cfg.column_devices:
+        chosen["column_devices"] = list(cfg.column_devices)
+    return chosen
+
+
+def build_model_for(cfg: ModelConfig, num_classes: int, image_size: int) -> nn.Module:
+    check_input_size(cfg.name, image_size)
+    model = build_model(cfg.name, num_classes=num_classes, **model_options(cfg))
+    if cfg.weights:
+        load_weights(model, Path(cfg.weights))
+    return model
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load a state_dict (or a classicnets checkpoint) into `model`, strictly."""
+    if not path.is_file():
+        raise UserError(f"model.weights: no file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file
+        raise UserError(
+            f"model.weights: {path} is truncated or not a weights file ({type(error).__name__})"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    load_state_strict(model, state, str(path))
+
+
+def load_state_strict(model: nn.Module, state: dict[str, Any], source: str) -> None:
+    """Strict load_state_dict; another architecture or class count is a one-line UserError."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        detail = (f"{len(missing)} missing keys (e.g. {missing[:2]}), " if missing else "") + (
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]}), " if unexpected else ""
+        )
+        if wrong:
+            key = wrong[0]
+            detail += (
+                f"shape mismatch at {key}: file {tuple(state[key].shape)} vs model "
+                f"{tuple(own[key].shape)} (another class count or architecture?)"
+            )
+        raise UserError(f"{source} does not fit this model: {detail.rstrip(', ')}")
+    model.load_state_dict(state, strict=True)
+
+
+def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> RunParts:
+    """Seed, then build data, model, optimizer and schedule; restore them from `checkpoint`."""
+    cfg = config.train
+    device = pick_device(cfg.device)
+    precision = pick_precision(cfg, device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    splits = build_splits(config.data)
+    info = splits.info
+    if checkpoint is not None and list(checkpoint["classes"]) != list(info.classes):
+        raise UserError(
+            "the checkpoint's classes differ from the data set's "
+            f"({len(checkpoint['classes'])} vs {len(info.classes)} classes)"
+        )
+    raw_model = build_model_for(config.model, len(info.classes), info.image_size)
+    params = sum(p.numel() for p in raw_model.parameters())
+    macs = _count_macs_quietly(raw_model, info.image_size)
+    raw_model.to(device)
+    if precision.channels_last:
+        raw_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    train_loader = build_loader(
+        splits.train,
+        config.data,
+        info,
+        train=True,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        device=device,
+    )
+    val_loader = None
+    if splits.val is not None:
+        val_loader = build_loader(
+            splits.val,
+            config.data,
+            info,
+            train=False,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=device,
+        )
+    optimizer = build_optimizer(raw_model, config.optim)
+    schedule = build_scheduler(optimizer, config.schedule, cfg.epochs, len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler)
+    if checkpoint is not None:
+        load_state_strict(raw_model, checkpoint["model"], "the checkpoint")
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["schedule"])
+        scaler.load_state_dict(checkpoint["scaler"])
+    model: nn.Module = raw_model
+    if cfg.compile:
+        model = torch.compile(raw_model)  # type: ignore[assignment]
+    return RunParts(
+        precision,
+        splits,
+        train_loader,
+        val_loader,
+        raw_model,
+        model,
+        optimizer,
+        schedule,
+        scaler,
+        params,
+        macs,
+    )
+
+
+def _count_macs_quietly(model: nn.Module, image_size: int) -> int | None:
+    """MACs per image, without touching the RNG or BatchNorm statistics of the run."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            return count_macs(model, (3, image_size, image_size))
+    except Exception as error:  # the count is informative only; never block a run on it
+        log.debug("MAC count failed: %s", error)
+        return None
+    finally:
+        model.train(was_training)
+
+
+def start_run_folder(
+    config: RunConfig, parts: RunParts, out_root: Path, command: Sequence[str]
+) -> Path:
+    run_dir = create_run_dir(out_root, config.model.name, config.data.name)
+    save_config(config, run_dir / "config.yaml")
+    write_json(run_dir / "env.json", environment(parts.precision.device, command))
+    log.info("run folder: %s", run_dir)
+    return run_dir
+
+
+def final_test(config: RunConfig, parts: RunParts, run_dir: Path) -> dict[str, Any]:
+    """Score the best checkpoint (by val top-1) on the test split into eval/test[-tta]/."""
+    best = run_dir / "checkpoints" / "best.pt"
+    if best.is_file():
+        parts.raw_model.load_state_dict(load_checkpoint(best)["model"])
+    return evaluate_split(
+        config, parts.raw_model, parts.splits, "test", config.train.tta, parts.precision, run_dir
+    )
+
+
+def evaluate_split(
+    config: RunConfig,
+    model: nn.Module,
+    splits: DataSplits,
+    split: str,
+    tta: str,
+    precision: Precision,
+    out_root: Path,
+) -> dict[str, Any]:
+    dataset = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
+    if dataset is None:
+        raise UserError(f"this data set has no {split} split (set data.val_fraction > 0)")
+    info = splits.info
+    loader = build_loader(
+        dataset,
+        config.data,
+        info,
+        train=False,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        device=precision.device,
+        tta=tta,
+    )  # type: ignore[arg-type]
+    result = evaluate(
+        model,
+        loader.epoch(0),
+        precision,
+        len(info.classes),
+        collect=True,
+        mean_std=(info.mean, info.std),
+    )
+    name = split if tta == "none" else f"{split}-{tta}"
+    metrics = write_eval_outputs(
+        result, out_root / "eval" / name, info.classes, sample_ids(dataset), split, tta
+    )
+    log.info(
+        "%s: top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images, tta=%s)",
+        split,
+        result.top1,
+        result.top5,
+        result.loss,
+        result.count,
+        tta,
+    )
+    return metrics

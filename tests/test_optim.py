@@ -1,0 +1,62 @@
+import pytest
+import torch
+from torch import nn
+
+from classicnets.config import OptimConfig, ScheduleConfig
+from classicnets.errors import UserError
+from classicnets.train.optim import build_optimizer, build_scheduler, current_lr
+
+
+def lrs(
+    schedule_cfg: ScheduleConfig, epochs: int = 4, steps: int = 5, lr: float = 0.1
+) -> list[float]:
+    optimizer = build_optimizer(nn.Linear(2, 2), OptimConfig(name="sgd", lr=lr))
+    schedule = build_scheduler(optimizer, schedule_cfg, epochs, steps)
+    seen = []
+    for _ in range(epochs * steps):
+        seen.append(current_lr(optimizer))
+        optimizer.step()
+        assert schedule.per_step is not None
+        schedule.per_step.step()
+    return seen
+
+
+def test_step_schedule_divides_by_ten_every_step_epochs() -> None:
+    seen = lrs(ScheduleConfig(name="step", step_epochs=2, gamma=0.1))
+    assert seen[0] == pytest.approx(0.1) and seen[9] == pytest.approx(0.1)
+    assert seen[10] == pytest.approx(0.01) and seen[19] == pytest.approx(0.01)
+
+
+def test_multistep_milestones_are_epochs() -> None:
+    seen = lrs(ScheduleConfig(name="multistep", milestones=[1, 3], gamma=0.5))
+    assert [seen[0], seen[5], seen[15]] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_cosine_with_warmup_rises_then_decays_to_min() -> None:
+    seen = lrs(ScheduleConfig(name="cosine", warmup_epochs=1, min_lr=0.001))
+    assert seen[0] < seen[4] == pytest.approx(0.1)
+    assert seen[-1] < 0.01 and min(seen[5:]) >= 0.001
+
+
+def test_onecycle_peaks_at_optim_lr() -> None:
+    seen = lrs(ScheduleConfig(name="onecycle", pct_start=0.25))
+    assert max(seen) == pytest.approx(0.1, rel=1e-3)
+    assert seen[0] < 0.01 and seen[-1] < 0.001
+
+
+def test_plateau_divides_when_val_top1_stops_improving() -> None:
+    optimizer = build_optimizer(nn.Linear(2, 2), OptimConfig(name="sgd", lr=0.1))
+    schedule = build_scheduler(optimizer, ScheduleConfig(name="plateau", patience=1), 5, 3)
+    assert schedule.per_step is None and schedule.plateau is not None
+    for top1 in (50.0, 60.0, 60.0, 60.0):
+        schedule.plateau.step(top1)
+    assert current_lr(optimizer) == pytest.approx(0.01)
+
+
+def test_nesterov_and_adamw_are_built() -> None:
+    model = nn.Linear(2, 2)
+    sgd = build_optimizer(model, OptimConfig(name="sgd", nesterov=True))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+    assert isinstance(build_optimizer(model, OptimConfig(name="adamw")), torch.optim.AdamW)
+    with pytest.raises(UserError, match=r"optim\.lr must be positive"):
+        build_optimizer(model, OptimConfig(lr=0.0))
