@@ -1,0 +1,396 @@
+"""Compare runs: `comparison.html` + `comparison.md` with a metrics table (mean ± std over the
+seeds of each group), the accuracy gap against the first group, epochs to reach given
+validation accuracies, overlaid learning curves and per-class accuracy deltas.
+
+`classicnets compare RUN RUN ...` is the case of one run per group; the ablation runner passes
+one group per cell with one run per seed.
+
+Runs whose class sets differ are compared on overall metrics only: per-class deltas are skipped
+and the report says which runs and classes differ. Inside one group (seeds of one cell) the
+class sets must agree, otherwise a mean per class would mix different classes: UserError.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from classicnets.errors import UserError
+from classicnets.report import plots
+from classicnets.report.document import Document, Heading, Image, Notes, Paragraph, Table
+from classicnets.report.document import write_document as _write_document
+from classicnets.report.runs import RunFolder, load_run
+from classicnets.report.tables import (
+    MISSING,
+    format_count,
+    format_delta,
+    format_macs,
+    format_mean_std,
+    format_number,
+    format_seconds,
+    mean_std,
+)
+
+log = logging.getLogger(__name__)
+
+COMPARISON_STEM = "comparison"
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """The runs of one compared cell: one run per seed."""
+
+    label: str
+    runs: list[RunFolder]
+
+    def values(self, read: str) -> list[float | None]:
+        """One value per run from a RunFolder method or summary field name."""
+        out: list[float | None] = []
+        for run in self.runs:
+            method = getattr(run, read, None)
+            value = method() if callable(method) else run.summary.get(read)
+            if isinstance(value, tuple):  # best_val_top1 returns (value, epoch)
+                value = value[0]
+            out.append(float(value) if isinstance(value, int | float) else None)
+        return out
+
+
+def write_comparison(
+    run_groups: Sequence[tuple[str, Sequence[Path]]],
+    out_dir: Path,
+    at: Sequence[float] = (),
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write the comparison of `run_groups` (label, run dirs over seeds) into out_dir.
+
+    If out_dir already holds a comparison and `overwrite` is false, the new one is written
+    beside it as comparison-2.html (-3, ...) so no earlier result is lost. Returns the HTML path.
+    """
+    groups = load_groups(run_groups)
+    document = build_comparison_document(groups, list(at))
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder")
+    stem = COMPARISON_STEM if overwrite else free_stem(out_dir, COMPARISON_STEM)
+    return _write_document(document, out_dir, stem)
+
+
+def free_stem(out_dir: Path, stem: str) -> str:
+    """`stem`, or `stem-2`, `stem-3`, ... : the first whose HTML, Markdown and files are new."""
+    candidate, number = stem, 1
+    while any(
+        (out_dir / name).exists()
+        for name in (f"{candidate}.html", f"{candidate}.md", f"{candidate}_files")
+    ):
+        number += 1
+        candidate = f"{stem}-{number}"
+    return candidate
+
+
+def load_groups(run_groups: Sequence[tuple[str, Sequence[Path]]]) -> list[RunGroup]:
+    if not run_groups:
+        raise UserError("nothing to compare: give at least one run folder")
+    labels = [label for label, _ in run_groups]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UserError(f"comparison labels must be unique; repeated: {', '.join(duplicates)}")
+    groups = []
+    for label, paths in run_groups:
+        if not paths:
+            raise UserError(f"comparison group {label!r} has no run folders")
+        runs = [load_run(Path(p)) for p in paths]
+        _check_same_classes(label, runs)
+        groups.append(RunGroup(label, runs))
+    return groups
+
+
+def _check_same_classes(label: str, runs: list[RunFolder]) -> None:
+    named = [run for run in runs if run.classes]
+    for run in named[1:]:
+        difference = class_difference(named[0], run)
+        if difference:
+            raise UserError(
+                f"group {label!r}: runs {named[0].path} and {run.path} have "
+                f"different classes ({difference}); seeds of one cell must agree"
+            )
+
+
+def class_difference(first: RunFolder, second: RunFolder) -> str:
+    """'' when both runs have the same class set, else which classes differ."""
+    only_first = sorted(set(first.classes) - set(second.classes))
+    only_second = sorted(set(second.classes) - set(first.classes))
+    parts = []
+    if only_first:
+        parts.append(f"only in {first.run_id}: {_shorten(only_first)}")
+    if only_second:
+        parts.append(f"only in {second.run_id}: {_shorten(only_second)}")
+    return "; ".join(parts)
+
+
+def _shorten(names: list[str], limit: int = 8) -> str:
+    extra = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {extra} more" if extra > 0 else "")
+
+
+def build_comparison_document(groups: list[RunGroup], at: list[float]) -> Document:
+    document = Document(title="Comparison: " + " vs ".join(g.label for g in groups))
+    notes = _run_notes(groups)
+    blocks = document.blocks
+    blocks.append(Heading("Runs"))
+    blocks.append(_runs_table(groups))
+    blocks.append(Heading("Metrics"))
+    blocks.append(
+        Paragraph(
+            "Mean ± sample std over the runs of each row (n runs); "
+            "(n=k) marks a mean over fewer runs, where the others lack the value."
+        )
+    )
+    blocks.append(_metrics_table(groups))
+    blocks.append(Heading(f"Against {groups[0].label}"))
+    blocks.append(_gap_table(groups, at))
+    blocks.append(Heading("Learning curves"))
+    blocks.append(_curves_image(groups))
+    blocks.append(Heading(f"Per-class test top-1 change vs {groups[0].label}"))
+    blocks.extend(_per_class_blocks(groups, notes))
+    if notes:
+        blocks.insert(0, Notes("Read before comparing", notes))
+    return document
+
+
+def _run_notes(groups: list[RunGroup]) -> list[str]:
+    notes = []
+    for group in groups:
+        for run in group.runs:
+            name = group.label if group.label == run.run_id else f"{group.label} ({run.run_id})"
+            notes += [f"{name}: {w}" for w in run.warnings]
+    return notes
+
+
+def _runs_table(groups: list[RunGroup]) -> Table:
+    rows = []
+    for group in groups:
+        for run in group.runs:
+            rows.append(
+                [
+                    group.label,
+                    run.run_id,
+                    run.model_name,
+                    run.dataset_name,
+                    run.status,
+                    str(run.summary.get("seed", MISSING)),
+                ]
+            )
+    return Table(["label", "run", "model", "dataset", "status", "seed"], rows, table_id="runs")
+
+
+def _metrics_table(groups: list[RunGroup]) -> Table:
+    headers = [
+        "label",
+        "n",
+        "model",
+        "params",
+        "MACs",
+        "best val top-1 (%)",
+        "last val top-1 (%)",
+        "test top-1 (%)",
+        "test top-5 (%)",
+        "test correct",
+        "test incorrect",
+        "epochs",
+        "wall time",
+        "images/s",
+    ]
+    rows = []
+    for group in groups:
+        n = len(group.runs)
+        rows.append(
+            [
+                group.label,
+                str(n),
+                _distinct(run.model_name for run in group.runs),
+                _distinct(format_count(v) for v in group.values("params")),
+                _distinct(format_macs(v) for v in group.values("macs")),
+                format_mean_std(group.values("best_val_top1"), n),
+                format_mean_std(group.values("last_val_top1"), n),
+                format_mean_std(group.values("test_top1"), n),
+                format_mean_std(group.values("test_top5"), n),
+                format_mean_std(_eval_counts(group, "correct"), n, 1, count=True),
+                format_mean_std(_eval_counts(group, "incorrect"), n, 1, count=True),
+                format_mean_std([float(len(run.epochs)) for run in group.runs], n, 1, count=True),
+                _seconds_mean_std(group.values("wall_seconds"), n),
+                format_mean_std(group.values("images_per_second"), n, 1),
+            ]
+        )
+    return Table(headers, rows, table_id="comparison")
+
+
+def _distinct(values: Iterable[object]) -> str:
+    """The value shared by all runs, or each distinct value once: "vgg16 / vgg16_bn"."""
+    return " / ".join(dict.fromkeys(str(v) for v in values))
+
+
+def _eval_counts(group: RunGroup, key: str) -> list[float | None]:
+    out: list[float | None] = []
+    for run in group.runs:
+        test = run.test_eval
+        value = test.metrics.get(key) if test is not None else None
+        out.append(float(value) if isinstance(value, int | float) else None)
+    return out
+
+
+def _seconds_mean_std(values: list[float | None], total: int) -> str:
+    mean, std, present = mean_std(values)
+    if mean is None:
+        return MISSING
+    text = format_seconds(mean) + (f" ± {format_seconds(std)}" if std is not None else "")
+    return text + (f" (n={present})" if present < total else "")
+
+
+def epochs_to_reach(run: RunFolder, threshold: float) -> int | None:
+    """The first epoch whose val top-1 is at least `threshold` percent, or None."""
+    for epoch, value in zip(*run.metric_series("val_top1"), strict=True):
+        if value >= threshold:
+            return epoch
+    return None
+
+
+def _epochs_to_reach_cell(group: RunGroup, threshold: float) -> str:
+    has_val = [run for run in group.runs if run.metric_series("val_top1")[0]]
+    if not has_val:
+        return MISSING
+    reached = [epochs_to_reach(run, threshold) for run in has_val]
+    hits = [float(e) for e in reached if e is not None]
+    if not hits:
+        # An unfinished run may still get there.
+        return "never" if all(run.is_complete for run in has_val) else "not yet"
+    mean, std, _ = mean_std(hits)
+    text = format_number(mean, 1 if len(hits) > 1 else 0)
+    if std is not None:
+        text += f" ± {format_number(std, 1)}"
+    if len(hits) < len(group.runs):
+        text += f" ({len(hits)}/{len(group.runs)} reached)"
+    return text
+
+
+def _gap_table(groups: list[RunGroup], at: list[float]) -> Table:
+    reference = groups[0]
+    headers = ["label", "Δ test top-1 (pp)", "Δ best val top-1 (pp)"]
+    headers += [f"epochs to {_format_threshold(x)}% val top-1" for x in at]
+    rows = []
+    for index, group in enumerate(groups):
+        deltas = []
+        for key in ("test_top1", "best_val_top1"):
+            mine, _, _ = mean_std(group.values(key))
+            theirs, _, _ = mean_std(reference.values(key))
+            if index == 0:
+                deltas.append("reference" if mine is not None else MISSING)
+            else:
+                deltas.append(
+                    format_delta(None if mine is None or theirs is None else mine - theirs)
+                )
+        rows.append([group.label, *deltas, *(_epochs_to_reach_cell(group, x) for x in at)])
+    return Table(headers, rows, table_id="gap")
+
+
+def _format_threshold(value: float) -> str:
+    return f"{value:g}"
+
+
+def _mean_curve(group: RunGroup, key: str) -> plots.CurveSeries:
+    """Mean ± std over the group's runs, on the epochs that every run has a value for."""
+    series = [dict(zip(*run.metric_series(key), strict=True)) for run in group.runs]
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    stacked = np.asarray([[s[e] for e in common] for s in series], dtype=np.float64)
+    mean = stacked.mean(axis=0) if common else np.zeros(0)
+    std = stacked.std(axis=0, ddof=1) if common and len(series) > 1 else np.zeros(len(common))
+    label = group.label + (f" (n={len(series)})" if len(series) > 1 else "")
+    return plots.CurveSeries(label, common, mean.tolist(), std.tolist())
+
+
+def _curves_image(groups: list[RunGroup]) -> Image | Paragraph:
+    has_val = any(run.metric_series("val_top1")[0] for g in groups for run in g.runs)
+    key, title = ("val_top1", "val top-1") if has_val else ("train_top1", "train top-1 (no val)")
+    top1 = [_mean_curve(group, key) for group in groups]
+    loss = [_mean_curve(group, "train_loss") for group in groups]
+    if not any(s.epochs for s in top1 + loss):
+        return Paragraph("No epochs to plot.")
+    figure = plots.figure_compare_curves(top1, loss, top1_label=title)
+    caption = (
+        f"{title} and train loss per epoch; a band is ± one std over seeds, drawn on "
+        "the epochs all runs of a group have finished."
+    )
+    return Image("learning_curves", caption, plots.png_bytes(figure))
+
+
+def _per_class_means(group: RunGroup) -> tuple[dict[str, float], int]:
+    """Class name -> mean test top-1 over the group's runs that have eval/test; and how many."""
+    sums: dict[str, list[float]] = {}
+    used = 0
+    for run in group.runs:
+        test = run.test_eval
+        values = test.metrics.get("per_class_top1") if test is not None else None
+        if test is None or not isinstance(values, list) or len(values) != len(test.classes):
+            continue
+        used += 1
+        for name, value in zip(test.classes, values, strict=True):
+            sums.setdefault(name, []).append(float(value))
+    return {name: float(np.mean(v)) for name, v in sums.items()}, used
+
+
+def _per_class_blocks(groups: list[RunGroup], notes: list[str]) -> list[Table | Image | Paragraph]:
+    if len(groups) < 2:
+        return [Paragraph("Only one run group: nothing to compare per class.")]
+    for group in groups[1:]:
+        difference = class_difference(groups[0].runs[0], group.runs[0])
+        if difference:
+            message = (
+                f"per-class deltas skipped: {groups[0].runs[0].path} and "
+                f"{group.runs[0].path} have different classes ({difference})"
+            )
+            notes.append(message)
+            log.warning("%s", message)
+            return [Paragraph(message[0].upper() + message[1:] + ".")]
+    means = [_per_class_means(group) for group in groups]
+    if means[0][1] == 0:
+        return [
+            Paragraph(
+                f"Per-class deltas skipped: {groups[0].label} has no eval/test "
+                "per-class results to compare against."
+            )
+        ]
+    for group, (_, used) in zip(groups[1:], means[1:], strict=True):
+        if used < len(group.runs):
+            notes.append(
+                f"per-class deltas of {group.label} use {used} of {len(group.runs)} "
+                "runs (the others have no eval/test per-class results)"
+            )
+    reference = means[0][0]
+    classes = list(reference)
+    headers = ["class", f"{groups[0].label} top-1 (%)"]
+    headers += [f"Δ {g.label} (pp)" for g in groups[1:]]
+    # A group without per-class results gets NaN deltas, shown as "—" and not drawn.
+    deltas = {
+        g.label: [m.get(c, math.nan) - reference[c] for c in classes]
+        for g, (m, _) in zip(groups[1:], means[1:], strict=True)
+    }
+    rows = [
+        [c, format_number(reference[c]), *(format_delta(deltas[g.label][i]) for g in groups[1:])]
+        for i, c in enumerate(classes)
+    ]
+    blocks: list[Table | Image | Paragraph] = [Table(headers, rows, table_id="per-class-deltas")]
+    if len(classes) <= plots.MAX_LABELLED_CLASSES:
+        figure = plots.figure_per_class_deltas(classes, deltas, reference=groups[0].label)
+        blocks.append(
+            Image(
+                "per_class_deltas",
+                f"Per-class test top-1 minus {groups[0].label}, in points.",
+                plots.png_bytes(figure),
+            )
+        )
+    return blocks
