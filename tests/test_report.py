@@ -1,0 +1,201 @@
+"""Report figures on hand-made numbers, run-folder reading of partial runs, the run report and
+the `classicnets report` command."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from test_report_fixtures import CLASSES, make_run_folder
+
+from classicnets.cli import main
+from classicnets.errors import UserError
+from classicnets.report import plots, write_run_report
+from classicnets.report.run_report import layer_summary
+from classicnets.report.runs import load_run
+
+
+def test_normalize_confusion_divides_each_row_by_its_true_class_count() -> None:
+    matrix = np.array([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
+    rates = plots.normalize_confusion(matrix)
+    np.testing.assert_allclose(rates, [[0.8, 0.2, 0.0], [0.25, 0.75, 0.0], [0.0, 0.0, 0.0]])
+    assert plots.confusion_accuracy(matrix) == pytest.approx(11 / 14)
+
+
+def test_confusion_figure_labels_classes_and_states_accuracy() -> None:
+    matrix = np.array([[8, 2, 0], [1, 3, 0], [0, 1, 5]])
+    figure = plots.figure_confusion_matrix(matrix, CLASSES, show_counts=True)
+    assert isinstance(figure, Figure)
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == list(CLASSES)
+    assert [t.get_text() for t in axes.get_yticklabels()] == list(CLASSES)
+    assert "accuracy 80.00%" in axes.get_xlabel()  # 16 of 20 on the diagonal
+    assert "misclassified 20.00%" in axes.get_xlabel()
+    cell_texts = {t.get_text() for t in axes.texts}
+    assert "0.80\n(8)" in cell_texts and "0.25\n(1)" in cell_texts
+    with pytest.raises(ValueError, match="does not match"):
+        plots.figure_confusion_matrix(matrix, CLASSES[:2])
+
+
+def test_learning_curves_have_one_point_per_epoch_and_skip_null_values() -> None:
+    epochs = [
+        {
+            "epoch": e,
+            "lr": 0.1 / e,
+            "train_loss": 3.0 - e,
+            "train_top1": 10.0 * e,
+            "val_loss": None,
+            "val_top1": 5.0 * e if e != 2 else None,
+        }
+        for e in (1, 2, 3, 4)
+    ]
+    figure = plots.figure_learning_curves(epochs)
+    lines = {str(line.get_label()): line for axes in figure.axes for line in axes.get_lines()}
+    assert set(lines) == {"train", "train top-1", "val top-1", "lr"}  # no all-null val loss
+    assert list(lines["train"].get_xdata()) == [1, 2, 3, 4]
+    assert list(lines["train"].get_ydata()) == [2.0, 1.0, 0.0, -1.0]
+    assert list(lines["val top-1"].get_xdata()) == [1, 3, 4]
+    np.testing.assert_allclose(lines["lr"].get_ydata(), [0.1, 0.05, 0.1 / 3, 0.025])
+
+
+def test_filter_mosaic_scales_each_kernel_to_full_range() -> None:
+    weight = np.stack([np.full((3, 2, 2), 5.0), np.arange(12.0).reshape(3, 2, 2) * -3])
+    weight[0, 0, 0, 0] = -1.0
+    mosaic = plots.filter_mosaic(weight, columns=2)
+    assert mosaic.shape == (1 * 3 + 1, 2 * 3 + 1, 3)  # 2x2 kernels with 1-pixel borders
+    first, second = mosaic[1:3, 1:3], mosaic[1:3, 4:6]
+    assert first.min() == 0.0 and first.max() == 1.0 and first[0, 0, 0] == 0.0
+    assert second.min() == 0.0 and second.max() == 1.0
+    assert second[0, 0, 0] == 1.0  # the largest value of kernel 2 is its first element
+    np.testing.assert_allclose(plots.filter_mosaic(np.ones((1, 3, 2, 2)))[1:3, 1:3], 0.5)
+    with pytest.raises(ValueError, match="out, 3, k, k"):
+        plots.filter_mosaic(np.zeros((4, 1, 3, 3)))
+
+
+def test_per_class_bars_are_sorted_worst_first() -> None:
+    figure = plots.figure_per_class_accuracy(
+        ["a", "b", "c", "d"], [90.0, 40.0, 75.0, 10.0], max_classes=3
+    )
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["d", "b", "c"]
+    assert [bar.get_width() for bar in axes.patches] == [10.0, 40.0, 75.0]
+    assert "1 best not shown" in axes.get_title()
+
+
+def test_truncated_last_metrics_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    run = load_run(make_run_folder(tmp_path, "r", truncated_last_line=True))
+    assert [r["epoch"] for r in run.epochs] == [1, 2, 3, 4]
+    assert any("skipped the last line" in w for w in run.warnings)
+
+
+def test_repeated_epoch_keeps_the_later_line_and_says_so(tmp_path: Path) -> None:
+    folder = make_run_folder(tmp_path, "r")
+    with (folder / "metrics.jsonl").open("a") as file:
+        file.write(json.dumps({"epoch": 2, "val_top1": 99.0}) + "\n")
+    run = load_run(folder)
+    assert run.best_val_top1() == (99.0, 2)
+    assert any("epoch 2 appears twice" in w for w in run.warnings)
+
+
+def test_not_a_run_folder_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not a run folder"):
+        load_run(tmp_path)
+    with pytest.raises(UserError, match="no such directory"):
+        write_run_report(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def complete_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_run_report(make_run_folder(tmp_path_factory.mktemp("runs"), "complete"))
+
+
+def test_run_report_html_is_self_contained(complete_report: Path) -> None:
+    html = complete_report.read_text()
+    assert not re.search(r"<script|<link|src=\"(?!data:)|url\(", html)
+    images = re.findall(r'<img src="data:image/png;base64,', html)
+    names = {
+        "learning_curves",
+        "confusion_matrix",
+        "per_class_accuracy",
+        "samples",
+        "top5",
+        "first_layer_filters",
+    }
+    assert len(images) == len(names)
+    assert '<table id="metrics">' in html and "24 / 6" in html  # test correct / incorrect
+
+
+def test_run_report_markdown_links_existing_pngs(complete_report: Path) -> None:
+    markdown = (complete_report.parent / "report.md").read_text()
+    links = re.findall(r"\]\((report_files/[^)]+\.png)\)", markdown)
+    assert len(links) == 6
+    for link in links:
+        assert (complete_report.parent / link).read_bytes().startswith(b"\x89PNG")
+    assert "| test top-1 (%) | 80.00 |" in markdown  # 24 of 30 on the diagonal
+    assert "Per-layer" in markdown  # the table, or a polite note why it is not there
+
+
+def test_report_of_a_running_run_marks_it_incomplete(tmp_path: Path) -> None:
+    folder = make_run_folder(
+        tmp_path,
+        "partial",
+        status="running",
+        with_eval=False,
+        with_checkpoint=False,
+        truncated_last_line=True,
+        val_top1=(20.0, None),
+    )
+    (folder / "env.json").unlink()
+    markdown = write_run_report(folder).with_suffix(".md").read_text()
+    assert "incomplete run: status is 'running'" in markdown
+    assert "skipped the last line" in markdown
+    assert "no evaluation yet" in markdown
+    assert "| test top-1 (%) | — |" in markdown  # not 0, not a stale number
+    assert sorted(p.name for p in (folder / "report_files").iterdir()) == ["learning_curves.png"]
+
+
+def test_report_command_prints_the_path_and_rejects_other_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = make_run_folder(tmp_path, "run", with_eval=False, with_checkpoint=False)
+    assert main(["report", str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == str(folder / "report.html")
+    assert main(["report", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "not a run folder" in error and len(error.strip().splitlines()) == 1
+
+
+def test_per_layer_table_only_when_the_rebuilt_model_matches_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stand-ins for classicnets.models, so this test does not depend on the model zoo.
+    models = types.ModuleType("classicnets.models")
+    summary = types.ModuleType("classicnets.models.summary")
+    models.build_model = lambda name, num_classes, **options: torch.nn.Conv2d(3, num_classes, 3)
+    summary.summarize = lambda model, input_shape: input_shape
+    summary.format_summary = lambda result: f"layer table for {result}"
+    monkeypatch.setitem(sys.modules, "classicnets.models", models)
+    monkeypatch.setitem(sys.modules, "classicnets.models.summary", summary)
+    folder = make_run_folder(tmp_path, "r", with_eval=False, with_checkpoint=False)
+
+    text, note = layer_summary(load_run(folder))  # the run recorded 1,234 parameters
+    assert text is None and note is not None
+    assert "rebuilt model has 84 parameters but the run recorded 1,234" in note
+
+    record = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**record, "params": 84}))
+    assert layer_summary(load_run(folder)) == ("layer table for (3, 8, 8)", None)
+
+    def fail(name: str, num_classes: int, **options: object) -> torch.nn.Module:
+        raise UserError(f"unknown model {name}")
+
+    models.build_model = fail
+    text, note = layer_summary(load_run(folder))
+    assert text is None and note is not None and "unknown model alexnet_cifar" in note
