@@ -22,6 +22,7 @@ from classicnets.atomic import atomic_write_text
 from classicnets.errors import UserError
 
 DeviceName = str  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
+TestViews = Literal["none", "flip", "10crop"]  # test-time augmentation: flips, AlexNet §4.1
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class TrainConfig:
     tensorboard: bool = False
     checkpoint_every_steps: int = 0  # also save last.pt inside long epochs; 0 = once per epoch
     log_every_steps: int = 20
-    tta: Literal["none", "flip", "10crop"] = "none"  # test-time augmentation of the final test
+    tta: TestViews = "none"  # test-time augmentation of the final test
     progress: bool = True
 
 

@@ -24,6 +24,14 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines to whatever sys.stderr is at the time (tests swap it between calls)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="classicnets",
@@ -41,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
-        stream=sys.stderr,
+        handlers=[_ConsoleHandler()],
         force=True,
     )
     try:

@@ -45,7 +45,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     compare.add_argument(
         "--at",
-        type=_percentages,
+        type=parse_percentages,
         default=[],
         help="val top-1 thresholds in percent, e.g. 80,90: report epochs needed to reach each",
     )
@@ -105,7 +105,7 @@ def _comma_list(text: str) -> list[str]:
     return items
 
 
-def _percentages(text: str) -> list[float]:
+def parse_percentages(text: str) -> list[float]:
     try:
         values = [float(item) for item in text.split(",") if item.strip()]
     except ValueError:

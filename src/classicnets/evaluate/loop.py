@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -179,14 +179,22 @@ def write_eval_outputs(
         _write_predictions(out_dir / "predictions.csv", result, classes, sample_ids)
         if result.sample_images:
             rows = result.sample_rows
-            arrays = {
-                "images": np.stack(result.sample_images),
-                "targets": result.targets[rows].numpy().astype(np.int64),
-                "top5_indices": result.top5_indices[rows].numpy().astype(np.int64),
-                "top5_probs": result.top5_probs[rows].numpy().astype(np.float32),
-                "classes": np.array(list(classes)),
-            }
-            atomic_write(out_dir / "samples.npz", lambda file: np.savez_compressed(file, **arrays))
+            images = np.stack(result.sample_images)
+            targets = result.targets[rows].numpy().astype(np.int64)
+            top5_indices = result.top5_indices[rows].numpy().astype(np.int64)
+            top5_probs = result.top5_probs[rows].numpy().astype(np.float32)
+
+            def write_samples(file: IO[bytes]) -> None:
+                np.savez_compressed(
+                    file,
+                    images=images,
+                    targets=targets,
+                    classes=list(classes),
+                    top5_indices=top5_indices,
+                    top5_probs=top5_probs,
+                )
+
+            atomic_write(out_dir / "samples.npz", write_samples)
     return metrics
 
 

@@ -79,21 +79,30 @@ class TrainState:
 
 @dataclass
 class EpochSums:
+    """Running sums of one epoch; a mid-epoch checkpoint carries them to the resumed run."""
+
+    lr: float  # at the epoch's first step
     loss: RunningMean
     correct: RunningMean
     seconds: float = 0.0
 
     @classmethod
-    def start(cls, device: torch.device, partial: dict[str, Any]) -> "EpochSums":
-        sums = cls(RunningMean(device), RunningMean(device))
+    def start(cls, lr: float, device: torch.device, partial: dict[str, Any]) -> "EpochSums":
+        sums = cls(lr, RunningMean(device), RunningMean(device))
         if partial:
+            sums.lr = float(partial["lr"])
             sums.loss.load(partial["loss"])
             sums.correct.load(partial["correct"])
             sums.seconds = float(partial["seconds"])
         return sums
 
     def state(self) -> dict[str, Any]:
-        return {"loss": self.loss.state(), "correct": self.correct.state(), "seconds": self.seconds}
+        return {
+            "lr": self.lr,
+            "loss": self.loss.state(),
+            "correct": self.correct.state(),
+            "seconds": self.seconds,
+        }
 
 
 def fit(
@@ -103,11 +112,13 @@ def fit(
     resume: Path | None = None,
     command: Sequence[str] = (),
     stop_after_steps: int | None = None,
+    run_name: str | None = None,
 ) -> Path:
     """Train `config` (or resume the run folder `resume`) and return the run folder.
 
     `stop_after_steps` behaves like a Ctrl-C after that many optimizer steps in total: the
     run saves checkpoints/last.pt and stops, resumable (used by tests and fault drills).
+    `run_name` makes the run folder exactly out_root/run_name (it must not exist yet).
     """
     checkpoint: dict[str, Any] | None = None
     if resume is not None:
@@ -121,7 +132,7 @@ def fit(
         save_config(config, run_dir / "config.yaml")
         restore_rng_state(checkpoint["rng"])
     else:
-        run_dir = start_run_folder(config, parts, out_root, command)
+        run_dir = start_run_folder(config, parts, out_root, command, run_name)
     metrics = MetricsLog(run_dir, state.history)
     writer = _tensorboard_writer(config.train, run_dir)
     clock = time.perf_counter()
@@ -174,8 +185,7 @@ def _run_epochs(
 
     _write_summary(config, parts, state, run_dir, "running", None)
     for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
-        lr = current_lr(parts.optimizer)
-        sums = EpochSums.start(parts.precision.device, state.partial)
+        sums = EpochSums.start(current_lr(parts.optimizer), parts.precision.device, state.partial)
         finished = train_one_epoch(
             parts, cfg, epoch, state, sums, stop, stop_after_steps, save_last
         )
@@ -188,7 +198,7 @@ def _run_epochs(
                 run_dir,
             )
             return "interrupted"
-        record = _end_epoch(parts, epoch, lr, sums)
+        record = _end_epoch(parts, epoch, sums)
         is_best = (
             record.val_top1 is None
             or state.best_top1 is None
@@ -252,7 +262,7 @@ def train_one_epoch(
         ):
             output = model(x)
             loss = classification_loss(output, y, cfg.label_smoothing)
-        parts.scaler.scale(loss).backward()
+        parts.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
         if cfg.grad_clip > 0:
             parts.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -299,7 +309,7 @@ def _check_finite(sums: EpochSums, epoch: int, state: TrainState) -> None:
         )
 
 
-def _end_epoch(parts: RunParts, epoch: int, lr: float, sums: EpochSums) -> EpochRecord:
+def _end_epoch(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
     from classicnets.evaluate.loop import evaluate
 
     val = None
@@ -309,7 +319,7 @@ def _end_epoch(parts: RunParts, epoch: int, lr: float, sums: EpochSums) -> Epoch
         )
     return EpochRecord(
         epoch=epoch,
-        lr=lr,
+        lr=sums.lr,
         train_loss=sums.loss.value(),
         train_top1=100.0 * sums.correct.value(),
         val_loss=val.loss if val else None,

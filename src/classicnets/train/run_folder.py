@@ -25,11 +25,23 @@ from classicnets.errors import UserError
 from classicnets.evaluate.metrics import EpochRecord
 
 
-def create_run_dir(out_root: Path, model_name: str, dataset_name: str) -> Path:
-    """A new, unique run folder under `out_root`; an existing folder is never reused."""
+def create_run_dir(
+    out_root: Path, model_name: str, dataset_name: str, run_name: str | None = None
+) -> Path:
+    """A new, unique run folder under `out_root`; an existing folder is never reused.
+
+    With `run_name`, the folder is exactly out_root/run_name and must not exist yet.
+    """
+    check_writable(out_root)
+    if run_name is not None:
+        run_dir = out_root / run_name
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise UserError(f"{run_dir} already exists; refusing to overwrite it") from None
+        return run_dir
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{model_name}-{dataset_name}"
-    check_writable(out_root)
     for attempt in range(1, 1000):
         run_dir = out_root / (base if attempt == 1 else f"{base}-{attempt}")
         try:

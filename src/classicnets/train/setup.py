@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from classicnets.config import ModelConfig, RunConfig, save_config
-from classicnets.data import DataSplits, Loader, build_loader, build_splits, sample_ids
+from classicnets.config import ModelConfig, RunConfig, TestViews, save_config
+from classicnets.data import DATASETS, DataSplits, Loader, build_loader, build_splits, sample_ids
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, write_eval_outputs
-from classicnets.models import build_model, check_input_size
+from classicnets.models import build_model, check_input_size, model_info
 from classicnets.models.summary import count_macs
 from classicnets.train.checkpoint import load_checkpoint
 from classicnets.train.device import Precision, pick_device, pick_precision
@@ -52,10 +52,22 @@ def model_options(cfg: ModelConfig) -> dict[str, Any]:
         "dropout": cfg.dropout,
         "init": cfg.init,
     }
-    chosen = {name: value for name, value in options.items() if value is not None}
+    chosen: dict[str, Any] = {name: value for name, value in options.items() if value is not None}
     if cfg.column_devices:
         chosen["column_devices"] = list(cfg.column_devices)
     return chosen
+
+
+def check_names(config: RunConfig) -> None:
+    """Fail on an unknown model, model option or data set before any data is read."""
+    info = model_info(config.model.name)
+    unknown = sorted(set(model_options(config.model)) - set(info.options))
+    if unknown:
+        raise UserError(
+            f"model {info.name} does not take model.{unknown[0]}; it takes "
+            f"{', '.join(info.options) or 'no options'}"
+        )
+    DATASETS.get(config.data.name)
 
 
 def build_model_for(cfg: ModelConfig, num_classes: int, image_size: int) -> nn.Module:
@@ -104,6 +116,7 @@ def load_state_strict(model: nn.Module, state: dict[str, Any], source: str) -> N
 def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> RunParts:
     """Seed, then build data, model, optimizer and schedule; restore them from `checkpoint`."""
     cfg = config.train
+    check_names(config)
     device = pick_device(cfg.device)
     precision = pick_precision(cfg, device)
     seed_everything(cfg.seed, cfg.deterministic)
@@ -119,7 +132,7 @@ def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> Run
     macs = _count_macs_quietly(raw_model, info.image_size)
     raw_model.to(device)
     if precision.channels_last:
-        raw_model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        raw_model.to(memory_format=torch.channels_last)
     train_loader = build_loader(
         splits.train,
         config.data,
@@ -181,9 +194,13 @@ def _count_macs_quietly(model: nn.Module, image_size: int) -> int | None:
 
 
 def start_run_folder(
-    config: RunConfig, parts: RunParts, out_root: Path, command: Sequence[str]
+    config: RunConfig,
+    parts: RunParts,
+    out_root: Path,
+    command: Sequence[str],
+    run_name: str | None = None,
 ) -> Path:
-    run_dir = create_run_dir(out_root, config.model.name, config.data.name)
+    run_dir = create_run_dir(out_root, config.model.name, config.data.name, run_name)
     save_config(config, run_dir / "config.yaml")
     write_json(run_dir / "env.json", environment(parts.precision.device, command))
     log.info("run folder: %s", run_dir)
@@ -205,7 +222,7 @@ def evaluate_split(
     model: nn.Module,
     splits: DataSplits,
     split: str,
-    tta: str,
+    tta: TestViews,
     precision: Precision,
     out_root: Path,
 ) -> dict[str, Any]:
@@ -222,7 +239,7 @@ def evaluate_split(
         seed=config.train.seed,
         device=precision.device,
         tta=tta,
-    )  # type: ignore[arg-type]
+    )
     result = evaluate(
         model,
         loader.epoch(0),
