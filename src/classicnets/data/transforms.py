@@ -1,0 +1,193 @@
+"""Augmentation recipes, resolved to sizes once (`Recipe`), and their torchvision (PIL) form.
+
+The in-memory loader (memory_loader.py) implements the same recipes batched on tensors; the
+two are kept equal in distribution by tests/test_data_loaders.py.
+
+Recipes (sizes are for a 224 crop and scale with data.image_size; 227 keeps the 256 of 224):
+- none: resize to the model's side.
+- crop_flip: random crop with zero padding (CIFAR: 4 px of 32) + horizontal flip, the CIFAR
+  recipe of He et al. 2016 (arXiv:1512.03385 §4.2).
+- alexnet: AlexNet §4.1: shorter side to 256, central 256x256, random 224 (or 227) crop + flip;
+  optional PCA lighting. Eval: centre crop; 10-crop (4 corners + centre, and their mirror
+  images, averaged) is the paper's test protocol.
+- vgg: VGG §3.1: isotropic rescale to S in [scale_min, scale_max], random 224 crop + flip.
+  Eval at a fixed scale Q (§3.2) with a centre crop (the paper's dense evaluation is not done).
+- random_resized_crop: torchvision's RandomResizedCrop (Szegedy et al. 2015 §6, scale 0.08-1,
+  aspect 3/4-4/3) + flip, as in the seed recipes (RandomResizedCrop 227).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torchvision.transforms.v2 as v2
+from PIL import Image
+from torch import Tensor
+
+from classicnets.config import DataConfig
+from classicnets.data.datasets import DATASETS, DatasetInfo, to_rgb
+from classicnets.errors import UserError
+
+AugmentName = Literal["none", "crop_flip", "alexnet", "vgg", "random_resized_crop"]
+TestTimeViews = Literal["none", "flip", "10crop"]
+LIGHTING_ALPHA_STD = 0.1  # AlexNet §4.1: alpha ~ N(0, 0.1)
+# RandomResizedCrop's defaults (torchvision), after GoogLeNet (arXiv:1409.4842 §6)
+RRC_SCALE = (0.08, 1.0)
+RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def paper_side(crop_size: int, side_at_224: int) -> int:
+    """A side the papers give for 224 crops, scaled to `crop_size` (227 keeps it as is)."""
+    if crop_size in (224, 227):
+        return side_at_224
+    return max(crop_size, round(side_at_224 * crop_size / 224))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe with every size resolved for one data set and crop size."""
+
+    augment: AugmentName
+    crop_size: int  # the side the model sees
+    padding: int  # crop_flip: zero padding on each side
+    flip: bool
+    resize: int  # shorter side the eval centre crop (and alexnet's train crop) is taken from
+    scale_range: tuple[int, int]  # vgg: training scale S range
+    lighting: bool
+
+    @property
+    def memory_side(self) -> int:
+        """Side at which images decoded into memory keep every pixel this recipe uses."""
+        return self.scale_range[1] if self.augment == "vgg" else self.resize
+
+
+def resolve_recipe(cfg: DataConfig, info: DatasetInfo) -> Recipe:
+    """The recipe data.augment names (or the data set's usual one for "default")."""
+    meta = DATASETS.meta(cfg.name) if cfg.name in DATASETS else {}
+    is_default = cfg.augment == "default"
+    augment = typing.cast(AugmentName, meta.get("augment", "none") if is_default else cfg.augment)
+    crop = info.image_size
+    if crop < 1:
+        raise UserError(f"data.image_size must be positive; got {crop}")
+    if cfg.scale_min > cfg.scale_max or cfg.scale_min < 224:
+        raise UserError(
+            f"data.scale_min/scale_max must satisfy 224 <= min <= max (sides for a 224 crop); "
+            f"got {cfg.scale_min}, {cfg.scale_max}"
+        )
+    resize = crop
+    if augment in ("alexnet", "random_resized_crop"):
+        resize = paper_side(crop, 256)
+    elif augment == "vgg":
+        # VGG §3.2: Q = (S_min + S_max) / 2 for jittered training
+        resize = paper_side(crop, cfg.eval_scale or (cfg.scale_min + cfg.scale_max) // 2)
+    padding = round(crop * meta.get("padding_fraction", 0.125)) if augment == "crop_flip" else 0
+    return Recipe(
+        augment=augment,
+        crop_size=crop,
+        padding=padding,
+        flip=bool(meta.get("flip", True)) if is_default else augment != "none",
+        resize=resize,
+        scale_range=(paper_side(crop, cfg.scale_min), paper_side(crop, cfg.scale_max)),
+        lighting=cfg.pca_lighting,
+    )
+
+
+class PCALighting:
+    """AlexNet §4.1 colour augmentation on a float (3, H, W) image on the [0, 1] scale.
+
+    Adds sum_k alpha_k * lambda_k * p_k to every pixel, with p_k, lambda_k the eigenvectors and
+    eigenvalues of the training set's RGB covariance and alpha_k ~ N(0, 0.1), drawn per image
+    (from the global torch RNG, which the loaders seed per sample).
+    """
+
+    def __init__(self, eigenvalues: Tensor, eigenvectors: Tensor) -> None:
+        self.eigenvalues = eigenvalues.to(torch.float32)  # (3,)
+        self.eigenvectors = eigenvectors.to(torch.float32)  # (3, 3): row k is p_k
+
+    def __call__(self, image: Tensor) -> Tensor:
+        alpha = torch.randn(3) * LIGHTING_ALPHA_STD
+        delta = (alpha * self.eigenvalues) @ self.eigenvectors  # (3,) RGB shift
+        return image + delta.view(3, 1, 1)
+
+
+class ToRGB:
+    """Any PIL mode (grey, palette, RGBA, CMYK, 16-bit) to 8-bit RGB."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return to_rgb(image)
+
+
+class ViewStack:
+    """Stack test-time views: "flip" -> (2, C, H, W); "10crop" -> (10, C, H, W)."""
+
+    def __init__(self, views: TestTimeViews, crop_size: int, to_tensor: Callable[[Any], Tensor]):
+        self.views = views
+        self.crop_size = crop_size
+        self.to_tensor = to_tensor
+
+    def __call__(self, image: Any) -> Tensor:
+        if self.views == "10crop":
+            # torchvision order: 4 corners + centre, then the same of the mirrored image
+            crops = v2.functional.ten_crop(image, [self.crop_size, self.crop_size])
+            return torch.stack([self.to_tensor(crop) for crop in crops])
+        x = self.to_tensor(image)
+        return torch.stack([x, x.flip(-1)])
+
+
+def _to_normalised(info: DatasetInfo, lighting: PCALighting | None = None) -> v2.Compose:
+    steps: list[Callable[[Any], Any]] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if lighting is not None:
+        steps.append(lighting)
+    steps += [v2.Normalize(list(info.mean), list(info.std)), v2.ToPureTensor()]
+    return v2.Compose(steps)
+
+
+def train_transform(
+    recipe: Recipe, info: DatasetInfo, lighting: PCALighting | None = None
+) -> v2.Compose:
+    """PIL image -> augmented, normalised (3, crop, crop) tensor."""
+    crop = recipe.crop_size
+    steps: list[Callable[[Any], Any]] = [ToRGB()]
+    if recipe.augment in ("none", "crop_flip"):
+        steps += [v2.Resize(crop), v2.CenterCrop(crop)]
+        if recipe.augment == "crop_flip":
+            steps.append(v2.RandomCrop(crop, padding=recipe.padding))
+    elif recipe.augment == "alexnet":
+        steps += [v2.Resize(recipe.resize), v2.CenterCrop(recipe.resize), v2.RandomCrop(crop)]
+    elif recipe.augment == "vgg":
+        low, high = recipe.scale_range
+        steps += [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
+    else:
+        steps.append(v2.RandomResizedCrop(crop, scale=RRC_SCALE, ratio=RRC_RATIO))
+    if recipe.flip:
+        steps.append(v2.RandomHorizontalFlip())
+    steps.append(_to_normalised(info, lighting))
+    return v2.Compose(steps)
+
+
+def eval_transform_for(recipe: Recipe, info: DatasetInfo, views: TestTimeViews) -> v2.Compose:
+    """PIL image -> normalised (3, crop, crop), or (V, 3, crop, crop) with test-time views."""
+    steps: list[Callable[[Any], Any]] = [ToRGB(), v2.Resize(recipe.resize)]
+    if views == "10crop":
+        steps.append(v2.CenterCrop(recipe.resize))
+        if recipe.padding:
+            steps.append(v2.Pad(recipe.padding))  # crop_flip: the corners of the padded image
+        steps.append(ViewStack(views, recipe.crop_size, _to_normalised(info)))
+        return v2.Compose(steps)
+    steps.append(v2.CenterCrop(recipe.crop_size))
+    steps.append(
+        _to_normalised(info) if views == "none" else ViewStack(views, 0, _to_normalised(info))
+    )
+    return v2.Compose(steps)
+
+
+def eval_transform(cfg: DataConfig, info: DatasetInfo) -> Callable[[Image.Image], Tensor]:
+    """PIL image (any mode, any size) -> normalised (3, H, W) tensor, as the eval loader does."""
+    transform: Callable[[Image.Image], Tensor] = eval_transform_for(
+        resolve_recipe(cfg, info), info, "none"
+    )
+    return transform
