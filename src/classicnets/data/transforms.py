@@ -155,16 +155,20 @@ def train_transform(
     if recipe.augment in ("none", "crop_flip"):
         steps += [v2.Resize(crop), v2.CenterCrop(crop)]
         if recipe.augment == "crop_flip":
+            # He et al. 2016 §4.2 (CIFAR): zero-pad 4 pixels per side, random 32x32 crop
             steps.append(v2.RandomCrop(crop, padding=recipe.padding))
     elif recipe.augment == "alexnet":
+        # AlexNet §2: shorter side to 256, central 256x256 patch; §4.1: random 224 patches
         steps += [v2.Resize(recipe.resize), v2.CenterCrop(recipe.resize), v2.RandomCrop(crop)]
     elif recipe.augment == "vgg":
+        # VGG §3.1: isotropically rescaled to S in [S_min, S_max], then a random 224 crop
         low, high = recipe.scale_range
         steps += [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
     else:
+        # GoogLeNet §6 as torchvision implements it (the seed recipes' RandomResizedCrop)
         steps.append(v2.RandomResizedCrop(crop, scale=RRC_SCALE, ratio=RRC_RATIO))
     if recipe.flip:
-        steps.append(v2.RandomHorizontalFlip())
+        steps.append(v2.RandomHorizontalFlip())  # AlexNet §4.1 "horizontal reflections"
     steps.append(_to_normalised(info, lighting))
     return v2.Compose(steps)
 
