@@ -167,7 +167,8 @@ def with_image_size(info: DatasetInfo, image_size: int) -> DatasetInfo:
 
 
 def resolve_root(cfg: DataConfig) -> Path:
-    return Path(cfg.root).expanduser()
+    """data.root as an absolute path, so messages and sample ids name it unambiguously."""
+    return Path(cfg.root).expanduser().resolve()
 
 
 def folder_has(path: Path, names: Sequence[str]) -> bool:
