@@ -172,3 +172,26 @@ def test_evaluate_rejects_a_truncated_checkpoint(
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     assert main(["evaluate", str(bad)]) == 2
     assert "truncated or not a checkpoint" in capsys.readouterr().err
+
+
+def test_predict_prints_top_classes_and_rejects_non_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    run_dir = fit(smoke("train.epochs=1"), tmp_path)
+    classes = torch.load(run_dir / "checkpoints/best.pt", weights_only=False)["classes"]
+    image = tmp_path / "image.png"
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(image)
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(image)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image}: ")
+    ranked = [item.rsplit(" ", 1) for item in line.split(": ", 1)[1].split(", ")]
+    assert len(ranked) == min(5, len(classes))
+    assert {name for name, _ in ranked} <= set(classes)
+    assert sum(float(p) for _, p in ranked) == pytest.approx(1.0, abs=0.01)
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    assert main(["predict", str(run_dir), str(not_image)]) == 2
+    assert "cannot read image" in capsys.readouterr().err

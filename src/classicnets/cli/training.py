@@ -168,9 +168,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from PIL import Image, UnidentifiedImageError
-
     from classicnets.data import DatasetInfo, eval_transform
+    from classicnets.data.datasets import UnreadableImageError, load_image
     from classicnets.train.checkpoint import find_checkpoint, load_checkpoint
     from classicnets.train.setup import build_model_for, load_state_strict
 
@@ -190,10 +189,9 @@ def run_predict(args: argparse.Namespace) -> int:
     transform = eval_transform(config.data, info)
     for image_path in args.images:
         try:
-            with Image.open(image_path) as image:
-                x = transform(image.convert("RGB")).unsqueeze(0)
-        except (OSError, UnidentifiedImageError) as error:
-            raise UserError(f"cannot read image {image_path}: {error}") from None
+            x = transform(load_image(str(image_path))).unsqueeze(0)
+        except UnreadableImageError as error:
+            raise UserError(f"cannot read image {error}") from None
         with torch.no_grad():
             probs = model(x).softmax(dim=1)[0]
         top = probs.topk(min(5, len(info.classes)))
