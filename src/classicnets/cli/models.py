@@ -1,8 +1,92 @@
-"""Subcommands: (none yet)."""
+"""Subcommands: `models` (list the model zoo) and `summary` (per-layer table of one model)."""
 
 import argparse
+import re
 from typing import Any
+
+import torch
+
+from classicnets.errors import UserError
+from classicnets.models import build_model, check_input_size, list_models, model_info
+from classicnets.models.summary import format_summary, summarize
 
 
 def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     """Add this module's subcommands."""
+    listing = subparsers.add_parser(
+        "models",
+        help="list every model with its input size, parameter count and source",
+        description="List every registered model: native input size, parameter count "
+        "(at 1000 classes, or 10 for the _cifar models) and the paper it follows.",
+    )
+    listing.set_defaults(handler=run_models)
+
+    summary = subparsers.add_parser(
+        "summary",
+        help="per-layer output shapes, parameters and multiply-accumulates of one model",
+        description="Print a per-layer table (output shape, parameters, MACs) and totals. "
+        "MACs are multiply-accumulates, counted by torch.utils.flop_counter; FLOPs = 2 x MACs.",
+    )
+    summary.add_argument("name", help="a model name, see `classicnets models`")
+    summary.add_argument(
+        "--input",
+        metavar="CxHxW",
+        help="input shape of one image, e.g. 3x227x227 (default: the model's native size)",
+    )
+    summary.add_argument(
+        "--num-classes",
+        type=int,
+        help="number of output classes (default: 1000, or 10 for _cifar models)",
+    )
+    summary.set_defaults(handler=run_summary)
+
+
+def _param_count(name: str, num_classes: int) -> int:
+    # The meta device allocates no memory and runs no real init, so VGG-19 costs nothing here.
+    with torch.device("meta"):
+        model = build_model(name, num_classes=num_classes)
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(side) for side in shape)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    header = ("model", "input", "params", "classes", "source")
+    rows = [header]
+    for name in list_models():
+        info = model_info(name)
+        params = _param_count(name, info.num_classes)
+        rows.append(
+            (name, _shape_text(info.input_size), f"{params:,}", str(info.num_classes), info.paper)
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+        print("  ".join(cells))
+    print("params are counted with `classes` outputs: 1000 (ImageNet), 10 for _cifar models")
+    return 0
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """'3x227x227' -> (3, 227, 227); anything else raises UserError."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise UserError(f"--input must be CxHxW with whole numbers, e.g. 3x227x227; got {text!r}")
+    channels, height, width = (int(group) for group in match.groups())
+    if channels != 3:
+        raise UserError(f"--input must have 3 channels (RGB), e.g. 3x227x227; got {text!r}")
+    return channels, height, width
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    info = model_info(args.name)
+    input_shape = info.input_size if args.input is None else parse_input_shape(args.input)
+    check_input_size(info.name, min(input_shape[1:]))
+    num_classes = info.num_classes if args.num_classes is None else args.num_classes
+    model = build_model(info.name, num_classes=num_classes)
+    print(f"{info.name}: {info.paper}; {num_classes} classes")
+    print(format_summary(summarize(model, input_shape)))
+    return 0
