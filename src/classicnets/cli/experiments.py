@@ -1,4 +1,5 @@
-"""Subcommands: ablate (a grid of config changes x seeds, compared with mean ± std)."""
+"""Subcommands: ablate (a grid of config changes x seeds, compared with mean ± std) and
+experiment (a paper's claim as a declared grid, ending in a claims report)."""
 
 import argparse
 from pathlib import Path
@@ -35,6 +36,25 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     )
     ablate.set_defaults(handler=run_ablate)
 
+    experiment = subparsers.add_parser(
+        "experiment",
+        help="run a paper claim as a small grid (quick: CPU minutes; paper: full protocol)",
+    )
+    experiment.add_argument("name", help="an experiment name, or 'list' to show them all")
+    experiment.add_argument(
+        "--budget", default="quick", help="quick (a CIFAR-10 subset) or paper (GPU)"
+    )
+    experiment.add_argument(
+        "--seeds", type=int, help="runs per cell (default: the budget's own, seeds s, s+1, ...)"
+    )
+    experiment.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run"
+    )
+    experiment.add_argument(
+        "--out", type=Path, help="experiment folder (default runs/experiments/NAME-BUDGET)"
+    )
+    experiment.set_defaults(handler=run_experiment_command)
+
 
 def run_ablate(args: argparse.Namespace) -> int:
     from classicnets.experiments.ablate import parse_vary, run_ablation
@@ -45,4 +65,21 @@ def run_ablate(args: argparse.Namespace) -> int:
     html = run_ablation(base, cells, args.seeds, out, args.at)
     print(f"ablation folder: {out}")
     print(f"comparison: {html}")
+    return 0
+
+
+def run_experiment_command(args: argparse.Namespace) -> int:
+    from classicnets.experiments.catalog import EXPERIMENTS, get_experiment
+    from classicnets.experiments.runner import run_experiment
+
+    if args.name == "list":
+        for name in EXPERIMENTS.names():
+            print(f"{name:14s} {get_experiment(name).title}")
+        return 0
+    get_experiment(args.name)  # an unknown name fails before anything else
+    out = args.out or Path("runs") / "experiments" / f"{args.name}-{args.budget}"
+    html = run_experiment(args.name, args.budget, out, args.seeds, args.set)
+    print(f"experiment folder: {out}")
+    print(f"claims: {html}")
+    print(f"claims (Markdown): {html.with_suffix('.md')}")
     return 0

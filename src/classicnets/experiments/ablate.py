@@ -51,6 +51,11 @@ def parse_vary(specs: Sequence[str]) -> list[Cell]:
     return [Cell(tuple(combo), ", ".join(combo)) for combo in itertools.product(*axes)]
 
 
+def cell_run_name(cell: Cell, seed: int) -> str:
+    """Where one cell x seed lives inside the grid folder: `<cell folder>/seed-<seed>`."""
+    return f"{cell.folder}/seed-{seed}"
+
+
 def cell_config(base: RunConfig, cell: Cell, seed: int) -> RunConfig:
     tree = apply_overrides(config_to_dict(base), [*cell.overrides, f"train.seed={seed}"])
     return config_from_dict(tree)
@@ -101,7 +106,7 @@ def run_ablation(
     groups: list[tuple[str, list[Path]]] = []
     for cell, cell_configs in zip(cells, configs, strict=True):
         runs = [
-            run_cell(config, out_dir, f"{cell.folder}/seed-{config.train.seed}")
+            run_cell(config, out_dir, cell_run_name(cell, config.train.seed))
             for config in cell_configs
         ]
         groups.append((cell.label, runs))
