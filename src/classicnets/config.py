@@ -102,6 +102,8 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
+    # The GLOBAL batch: under torchrun each of N ranks takes its slice of every batch, so a
+    # run sees the same batches with 1 or N processes (docs/scaling.md).
     batch_size: int = 128
     device: DeviceName = "auto"  # auto picks cuda > mps > cpu
     seed: int = 0
@@ -117,6 +119,11 @@ class TrainConfig:
     log_every_steps: int = 20
     tta: TestViews = "none"  # test-time augmentation of the final test
     progress: bool = True
+    # A fixed run folder name under --out. If that folder already holds a checkpoint of the
+    # same config, training resumes from it: restarted torchrun workers continue the run.
+    run_name: str = ""
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+    sync_batchnorm: bool = False  # BatchNorm statistics over the global batch (CUDA ranks only)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from classicnets.data.datasets import (
     ImageDataset,
     TensorImageDataset,
 )
-from classicnets.data.memory_loader import MemoryLoader
+from classicnets.data.memory_loader import WHOLE, MemoryLoader, Shard
 from classicnets.data.stats import lighting_components
 from classicnets.data.stream_loader import SeededTransformDataset, StreamLoader
 from classicnets.data.transforms import (
@@ -60,8 +60,11 @@ def build_loader(
     seed: int,
     device: torch.device,
     tta: TestTimeViews = "none",
+    shard: Shard = WHOLE,
 ) -> Loader:
     """A training loader (shuffled, augmented) or an eval loader (fixed order, centre crop).
+
+    `batch_size` is the global batch; a `shard` makes this rank's loader of a data-parallel run.
 
     In-memory sets (digits, CIFAR, synthetic) use the batched in-memory loader unless
     data.in_memory=no. Image folders stream from disk with DataLoader workers, unless
@@ -91,6 +94,7 @@ def build_loader(
             seed=seed,
             views=tta,
             lighting=None if components is None else (components[0], components[1]),
+            shard=shard,
         )
     if train:
         lighting = None if components is None else PCALighting(*components)
@@ -106,6 +110,7 @@ def build_loader(
         device=device,
         num_workers=_workers(dataset, cfg.num_workers),
         strict=cfg.strict,
+        shard=shard,
     )
 
 

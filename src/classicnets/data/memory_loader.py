@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,12 +21,39 @@ PERMUTATION_STREAM = 0
 BATCH_STREAM = 1
 
 
+@dataclass(frozen=True)
+class Shard:
+    """The part of the data one process feeds in a data-parallel run: rank of world_size.
+
+    Training: each rank takes a contiguous slice of every global batch, so N ranks together
+    see exactly the samples of one process with the whole batch. Evaluation: each rank scores
+    a contiguous range of the samples, so every sample counts once (no padding duplicates).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    def bounds(self, count: int) -> tuple[int, int]:
+        """[start, stop) of this rank's part of `count` items; parts differ by at most one."""
+        base, extra = divmod(count, self.world_size)
+        start = self.rank * base + min(self.rank, extra)
+        return start, start + base + (1 if self.rank < extra else 0)
+
+    def eval_batch_size(self, batch_size: int) -> int:
+        """Per-rank evaluation batch for a global `batch_size` (same memory as training)."""
+        return math.ceil(batch_size / self.world_size)
+
+
+WHOLE = Shard()
+
+
 class MemoryLoader:
     """Batches of (x float32 normalised, y int64) on the device of `images`.
 
     Every random draw of batch k of epoch e comes from generators seeded by (seed, e) for the
     order and (seed, e, k) for the augmentation, so epoch(e, start_batch=k) replays batches k..
-    of epoch(e) exactly.
+    of epoch(e) exactly. With a `shard`, training batches are this rank's slice of each global
+    batch of `batch_size`, and evaluation covers this rank's range of the samples.
     """
 
     def __init__(
@@ -41,6 +69,7 @@ class MemoryLoader:
         seed: int,
         views: TestTimeViews = "none",
         lighting: tuple[Tensor, Tensor] | None = None,
+        shard: Shard = WHOLE,
     ) -> None:
         self.images = images  # uint8 (N, 3, s, s) on the device
         self.targets = targets.to(images.device)
@@ -52,30 +81,47 @@ class MemoryLoader:
         self.seed = seed
         self.views = views
         self.lighting = lighting
-        self.num_samples = len(images)
+        self.shard = shard
+        self.num_samples = len(images)  # in the whole data set, not this rank's share
 
     def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        if self.train:  # global batches: every rank takes the same number of steps
+            return math.ceil(self.num_samples / self.batch_size)
+        start, stop = self.shard.bounds(self.num_samples)
+        return math.ceil((stop - start) / self.shard.eval_batch_size(self.batch_size))
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        if self.train:
-            order = torch.randperm(
-                self.num_samples, generator=generator_for(self.seed, PERMUTATION_STREAM, epoch)
-            ).to(self.images.device)
-        else:
-            order = torch.arange(self.num_samples, device=self.images.device)
+        if not self.train:
+            yield from self._eval_batches(start_batch)
+            return
+        order = torch.randperm(
+            self.num_samples, generator=generator_for(self.seed, PERMUTATION_STREAM, epoch)
+        ).to(self.images.device)
         for batch in range(start_batch, len(self)):
             indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
-            images = self.images.index_select(0, indices)
-            if self.train:
-                generator = generator_for(self.seed, BATCH_STREAM, epoch, batch)
-                x = self.augment(images, generator)
-            else:
-                x = self.eval_views(images)
+            keep = slice(*self.shard.bounds(len(indices)))
+            generator = generator_for(self.seed, BATCH_STREAM, epoch, batch)
+            x = self.augment(self.images.index_select(0, indices), generator, keep)
+            yield x, self.targets.index_select(0, indices[keep])
+
+    def _eval_batches(self, start_batch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        start, stop = self.shard.bounds(self.num_samples)
+        size = self.shard.eval_batch_size(self.batch_size)
+        for batch in range(start_batch, len(self)):
+            first = start + batch * size
+            indices = torch.arange(first, min(first + size, stop), device=self.images.device)
+            x = self.eval_views(self.images.index_select(0, indices))
             yield x, self.targets.index_select(0, indices)
 
-    def augment(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """One training batch: the recipe's crop, flip and lighting, then normalise."""
+    def augment(
+        self, images: Tensor, generator: torch.Generator, keep: slice = slice(None)
+    ) -> Tensor:
+        """One training batch: the recipe's crop, flip and lighting, then normalise.
+
+        The random draws are made for the whole global batch and the rows `keep` are kept, so
+        a data-parallel rank gets exactly the augmentation one process would give those rows
+        (the cost: each rank crops the whole global batch, a small share of a training step).
+        """
         recipe, crop = self.recipe, self.recipe.crop_size
         flip = torch.rand(len(images), generator=generator) < 0.5 if recipe.flip else None
         x: Tensor
@@ -95,8 +141,8 @@ class MemoryLoader:
                 x = bt.flip_some(x, flip)
         shift = None
         if self.lighting is not None:
-            shift = bt.lighting_shift(len(x), *self.lighting, generator)
-        return bt.normalise(x, self.mean, self.std, shift)
+            shift = bt.lighting_shift(len(x), *self.lighting, generator)[keep]
+        return bt.normalise(x[keep], self.mean, self.std, shift)
 
     def eval_views(self, images: Tensor) -> Tensor:
         """Centre crop of the eval resize; with views, (B, 2 or 10, 3, crop, crop)."""

@@ -2,7 +2,8 @@
 pinned memory on CUDA and persistent workers, applying torchvision transforms per image.
 
 Each sample's transform runs under a torch RNG seeded from (seed, epoch, sample index), so the
-augmentation does not depend on num_workers and a resumed epoch replays the same batches.
+augmentation does not depend on num_workers, nor on how many data-parallel ranks share a batch,
+and a resumed epoch replays the same batches.
 Unreadable images never stop an epoch unless data.strict is set: training drops them from
 their batch, evaluation feeds zeros in their place (so predictions keep their row) and both
 log a count.
@@ -21,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from classicnets.data.datasets import ImageDataset, UnreadableImageError
+from classicnets.data.memory_loader import WHOLE, Shard
 from classicnets.data.seeds import derive_seed
 from classicnets.errors import UserError
 
@@ -60,32 +62,54 @@ class SeededTransformDataset(Dataset[Item]):
             generator.set_state(state)
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Yields (index, sample seed) in the epoch's order, from a given position on."""
+class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields one list of (index, sample seed) per batch of the epoch, from a given batch on.
 
-    def __init__(self, size: int, shuffle: bool, seed: int) -> None:
+    Training batches are consecutive runs of `batch_size` in the epoch's permutation, of which
+    this `shard` keeps its slice; evaluation walks the shard's range of indices in order.
+    """
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, shard: Shard) -> None:
         self.size = size
+        self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.shard = shard
         self.epoch = 0
-        self.start = 0
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int, start: int) -> None:
-        self.epoch, self.start = epoch, start
+    def set_epoch(self, epoch: int, start_batch: int) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def num_batches(self) -> int:
+        """Batches in a whole epoch."""
+        if self.shuffle:
+            return math.ceil(self.size / self.batch_size)
+        start, stop = self.shard.bounds(self.size)
+        return math.ceil((stop - start) / self.shard.eval_batch_size(self.batch_size))
 
     def __len__(self) -> int:
-        return max(0, self.size - self.start)
+        return max(0, self.num_batches() - self.start_batch)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         if not self.shuffle:
-            yield from ((index, 0) for index in range(self.start, self.size))
+            start, stop = self.shard.bounds(self.size)
+            step = self.shard.eval_batch_size(self.batch_size)
+            for batch in range(self.start_batch, self.num_batches()):
+                first = start + batch * step
+                yield [(index, 0) for index in range(first, min(first + step, stop))]
             return
         generator = torch.Generator().manual_seed(
             derive_seed(self.seed, PERMUTATION_STREAM, self.epoch)
         )
-        order = torch.randperm(self.size, generator=generator)[self.start :].tolist()
-        for index in order:
-            yield index, derive_seed(self.seed, SAMPLE_STREAM, self.epoch, index)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        for batch in range(self.start_batch, self.num_batches()):
+            chunk = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            start, stop = self.shard.bounds(len(chunk))
+            yield [
+                (index, derive_seed(self.seed, SAMPLE_STREAM, self.epoch, index))
+                for index in chunk[start:stop]
+            ]
 
 
 def collate_readable(items: Sequence[Item]) -> Batch:
@@ -111,31 +135,31 @@ class StreamLoader:
         device: torch.device,
         num_workers: int,
         strict: bool,
+        shard: Shard = WHOLE,
     ) -> None:
-        self.num_samples = len(dataset)
+        self.num_samples = len(dataset)  # in the whole data set, not this rank's share
         self.batch_size = batch_size
         self.train = train
         self.device = device
         self.strict = strict
         self.transform = transform
-        self.sampler = EpochSampler(len(dataset), shuffle=train, seed=seed)
+        self.shard = shard
+        self.sampler = EpochBatchSampler(len(dataset), batch_size, train, seed, shard)
         self.pin_memory = device.type == "cuda"
         self.loader = DataLoader(
             SeededTransformDataset(dataset, transform),
-            batch_size=batch_size,
-            sampler=self.sampler,
+            batch_sampler=self.sampler,
             num_workers=num_workers,
             collate_fn=collate_readable,
             pin_memory=self.pin_memory,
             persistent_workers=num_workers > 0,
-            drop_last=False,
         )
 
     def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        return self.sampler.num_batches()
 
     def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        self.sampler.set_epoch(epoch, min(start_batch * self.batch_size, self.num_samples))
+        self.sampler.set_epoch(epoch, start_batch)
         unreadable: list[str] = []
         for images, labels, readable, failures in self.loader:
             if failures and self.strict:
@@ -146,7 +170,10 @@ class StreamLoader:
             elif failures:
                 labels = labels[readable]
             if images is None:
-                continue
+                if self.shard.world_size == 1:
+                    continue
+                # data-parallel ranks must all take every step, even with nothing to feed
+                images = torch.zeros(0, *self._output_shape())
             yield (
                 images.to(self.device, non_blocking=self.pin_memory),
                 labels.to(self.device, non_blocking=self.pin_memory),

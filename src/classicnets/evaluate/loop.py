@@ -36,6 +36,10 @@ class EvalResult:
     targets: torch.Tensor | None = None
     sample_images: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3)
     sample_rows: list[int] = field(default_factory=list)  # index into targets per image
+    # exact sums, so results over parts of the data (data-parallel ranks) merge exactly
+    loss_sum: float = 0.0
+    top1_correct: int = 0
+    top5_correct: int = 0
 
     @property
     def per_class_count(self) -> list[int]:
@@ -111,6 +115,9 @@ def evaluate(
         top1=100.0 * float(top1.item()) / max(count, 1),
         top5=100.0 * float(top5.item()) / max(count, 1),
         confusion=confusion.cpu(),
+        loss_sum=float(loss_sum.item()),
+        top1_correct=int(top1.item()),
+        top5_correct=int(top5.item()),
     )
     if collect and kept_targets:
         result.top5_indices = torch.cat(kept_indices)
@@ -120,6 +127,49 @@ def evaluate(
         result.sample_rows = [row for _, row, _ in images[:SAMPLE_IMAGES]]
         result.sample_images = [image for _, _, image in images[:SAMPLE_IMAGES]]
     return result
+
+
+def merge_results(parts: Sequence[EvalResult]) -> EvalResult:
+    """One result from results over consecutive ranges of the samples, in order (the ranks of
+    a data-parallel evaluation): sums add up, predictions and sample images concatenate."""
+    count = sum(part.count for part in parts)
+    loss_sum = sum(part.loss_sum for part in parts)
+    top1_correct = sum(part.top1_correct for part in parts)
+    top5_correct = sum(part.top5_correct for part in parts)
+    merged = EvalResult(
+        count=count,
+        loss=loss_sum / max(count, 1),
+        top1=100.0 * top1_correct / max(count, 1),
+        top5=100.0 * top5_correct / max(count, 1),
+        confusion=torch.stack([part.confusion for part in parts]).sum(dim=0),
+        loss_sum=loss_sum,
+        top1_correct=top1_correct,
+        top5_correct=top5_correct,
+    )
+    collected = [
+        (part.targets, part.top5_indices, part.top5_probs, part)
+        for part in parts
+        if part.targets is not None
+        and part.top5_indices is not None
+        and part.top5_probs is not None
+    ]
+    if not collected:
+        return merged
+    targets = merged.targets = torch.cat([item[0] for item in collected])
+    top5_indices = merged.top5_indices = torch.cat([item[1] for item in collected])
+    merged.top5_probs = torch.cat([item[2] for item in collected])
+    predicted = top5_indices[:, 0]
+    images: list[tuple[bool, int, np.ndarray]] = []
+    offset = 0
+    for *_, part in collected:
+        for row, image in zip(part.sample_rows, part.sample_images, strict=True):
+            is_right = bool(predicted[offset + row] == targets[offset + row])
+            images.append((is_right, offset + row, image))
+        offset += part.count
+    images.sort(key=lambda item: (item[0], item[1]))  # misclassified first, then in order
+    merged.sample_rows = [row for _, row, _ in images[:SAMPLE_IMAGES]]
+    merged.sample_images = [image for _, _, image in images[:SAMPLE_IMAGES]]
+    return merged
 
 
 def _keep_sample_images(

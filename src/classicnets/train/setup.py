@@ -12,11 +12,18 @@ from torch import nn
 from classicnets.config import ModelConfig, RunConfig, TestViews, save_config
 from classicnets.data import DATASETS, DataSplits, Loader, build_loader, build_splits, sample_ids
 from classicnets.errors import UserError
-from classicnets.evaluate.loop import evaluate, write_eval_outputs
+from classicnets.evaluate.loop import evaluate, merge_results, write_eval_outputs
 from classicnets.models import build_model, check_input_size, model_info
 from classicnets.models.summary import count_macs
 from classicnets.train.checkpoint import load_checkpoint
 from classicnets.train.device import Precision, pick_device, pick_precision
+from classicnets.train.distributed import (
+    SINGLE_PROCESS,
+    DistContext,
+    gather_to_main,
+    prepare_model,
+    rank_device,
+)
 from classicnets.train.optim import Schedule, build_optimizer, build_scheduler
 from classicnets.train.run_folder import create_run_dir, environment, write_json
 from classicnets.train.seeding import seed_everything
@@ -31,16 +38,23 @@ class RunParts:
     train_loader: Loader
     val_loader: Loader | None
     raw_model: nn.Module  # the module whose state_dict is saved
-    model: nn.Module  # raw_model, or its torch.compile wrapper
+    model: nn.Module  # raw_model, or its DistributedDataParallel and/or torch.compile wrapper
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     scaler: torch.amp.GradScaler
     params: int
     macs: int | None
+    dist: DistContext = SINGLE_PROCESS
 
     @property
     def info(self) -> Any:
         return self.splits.info
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The module to evaluate with. Not the DDP wrapper: its forward is a collective
+        (buffer broadcast) that ranks holding different numbers of eval batches cannot join."""
+        return self.raw_model if self.dist.is_distributed else self.model
 
 
 def model_options(cfg: ModelConfig) -> dict[str, Any]:
@@ -113,13 +127,24 @@ def load_state_strict(model: nn.Module, state: dict[str, Any], source: str) -> N
     model.load_state_dict(state, strict=True)
 
 
-def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> RunParts:
-    """Seed, then build data, model, optimizer and schedule; restore them from `checkpoint`."""
+def build_run_parts(
+    config: RunConfig, checkpoint: dict[str, Any] | None, ctx: DistContext = SINGLE_PROCESS
+) -> RunParts:
+    """Seed, then build data, model, optimizer and schedule; restore them from `checkpoint`.
+
+    In a data-parallel run (`ctx`), the loaders feed this rank's shard, the model is wrapped
+    in DistributedDataParallel, and dropout is seeded with train.seed + rank.
+    """
     cfg = config.train
     check_names(config)
-    device = pick_device(cfg.device)
+    if ctx.is_distributed and config.model.column_devices:
+        raise UserError(
+            "model.column_devices (one model over two devices) cannot be combined with "
+            "torchrun data parallelism; use one or the other"
+        )
+    device = rank_device(pick_device(cfg.device), ctx)
     precision = pick_precision(cfg, device)
-    seed_everything(cfg.seed, cfg.deterministic)
+    seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
     splits = build_splits(config.data)
     info = splits.info
     if checkpoint is not None and list(checkpoint["classes"]) != list(info.classes):
@@ -141,6 +166,7 @@ def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> Run
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         device=device,
+        shard=ctx.shard,
     )
     val_loader = None
     if splits.val is not None:
@@ -152,6 +178,7 @@ def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> Run
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             device=device,
+            shard=ctx.shard,
         )
     optimizer = build_optimizer(raw_model, config.optim)
     schedule = build_scheduler(optimizer, config.schedule, cfg.epochs, len(train_loader))
@@ -161,9 +188,9 @@ def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> Run
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["schedule"])
         scaler.load_state_dict(checkpoint["scaler"])
-    model: nn.Module = raw_model
+    model = prepare_model(raw_model, ctx, device, cfg.sync_batchnorm)
     if cfg.compile:
-        model = torch.compile(raw_model)  # type: ignore[assignment]
+        model = torch.compile(model)  # type: ignore[assignment]
     return RunParts(
         precision,
         splits,
@@ -176,6 +203,7 @@ def build_run_parts(config: RunConfig, checkpoint: dict[str, Any] | None) -> Run
         scaler,
         params,
         macs,
+        ctx,
     )
 
 
@@ -208,12 +236,22 @@ def start_run_folder(
 
 
 def final_test(config: RunConfig, parts: RunParts, run_dir: Path) -> dict[str, Any]:
-    """Score the best checkpoint (by val top-1) on the test split into eval/test[-tta]/."""
+    """Score the best checkpoint (by val top-1) on the test split into eval/test[-tta]/.
+
+    Every rank of a data-parallel run scores its shard; rank 0 writes (and returns) the result.
+    """
     best = run_dir / "checkpoints" / "best.pt"
     if best.is_file():
         parts.raw_model.load_state_dict(load_checkpoint(best)["model"])
     return evaluate_split(
-        config, parts.raw_model, parts.splits, "test", config.train.tta, parts.precision, run_dir
+        config,
+        parts.raw_model,
+        parts.splits,
+        "test",
+        config.train.tta,
+        parts.precision,
+        run_dir,
+        parts.dist,
     )
 
 
@@ -225,7 +263,10 @@ def evaluate_split(
     tta: TestViews,
     precision: Precision,
     out_root: Path,
+    ctx: DistContext = SINGLE_PROCESS,
 ) -> dict[str, Any]:
+    """Score `model` on one split and write eval/<split>[-<tta>]/; in a data-parallel run each
+    rank scores its shard, and rank 0 merges, writes and returns the metrics (others get {})."""
     dataset = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if dataset is None:
         raise UserError(f"this data set has no {split} split (set data.val_fraction > 0)")
@@ -239,6 +280,7 @@ def evaluate_split(
         seed=config.train.seed,
         device=precision.device,
         tta=tta,
+        shard=ctx.shard,
     )
     result = evaluate(
         model,
@@ -248,6 +290,10 @@ def evaluate_split(
         collect=True,
         mean_std=(info.mean, info.std),
     )
+    parts = gather_to_main(result, ctx)
+    if parts is None:
+        return {}
+    result = merge_results(parts) if len(parts) > 1 else result
     name = split if tta == "none" else f"{split}-{tta}"
     metrics = write_eval_outputs(
         result, out_root / "eval" / name, info.classes, sample_ids(dataset), split, tta

@@ -1,0 +1,237 @@
+"""Data-parallel training: shards of a global batch, exact metric merges, loss weights, and two
+gloo ranks that train the same weights as one process (and resume bit for bit)."""
+
+import itertools
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from classicnets.config import DataConfig, load_config
+from classicnets.data import build_loader, build_splits
+from classicnets.data.memory_loader import Shard
+from classicnets.errors import UserError
+from classicnets.evaluate.loop import evaluate, merge_results
+from classicnets.train.device import Precision
+from classicnets.train.distributed import (
+    DistContext,
+    context_from_env,
+    global_batch_count,
+    rank_loss,
+)
+from classicnets.train.loop import fit
+
+CPU = torch.device("cpu")
+TIMING = ("epoch_seconds", "images_per_second")
+# 75 images: 56 train, 19 val, 75 test. A global batch of 15 splits 8 + 7 over two ranks at
+# every step (the last batch of 11 as 6 + 5), and val and test shard unevenly too, so the
+# loss weights and the count-each-sample-once paths are always exercised.
+DDP_OVERRIDES = [
+    "data.synthetic_count=75",
+    "train.batch_size=15",
+    "train.epochs=2",
+    "train.log_every_steps=1",
+    "schedule.name=cosine",
+]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, as each torchrun rank has: fast on a busy 2-core machine, and
+    the same kernels as the ranks we compare against."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rows(run_dir: Path) -> list[dict[str, float]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return dict(torch.load(run_dir / "checkpoints/last.pt", weights_only=False)["model"])
+
+
+# --- sharding ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("in_memory", ["yes", "no"])
+@pytest.mark.parametrize("augment", ["crop_flip", "random_resized_crop"])
+def test_rank_slices_of_each_global_batch_are_the_single_process_batch(in_memory, augment):
+    config = DataConfig(
+        name="synthetic",
+        synthetic_count=70,
+        num_classes=4,
+        val_fraction=0.0,
+        in_memory=in_memory,
+        augment=augment,
+        num_workers=0,
+    )
+    splits = build_splits(config)
+
+    def batches(shard: Shard, train: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        dataset = splits.train if train else splits.test
+        loader = build_loader(
+            dataset,
+            config,
+            splits.info,
+            train=train,
+            batch_size=16,
+            seed=3,
+            device=CPU,
+            shard=shard,
+        )
+        return list(loader.epoch(2, start_batch=1 if train else 0))
+
+    whole = batches(Shard())
+    ranks = [batches(Shard(rank, 3)) for rank in range(3)]
+    assert [len(part) for part in ranks] == [len(whole)] * 3  # every rank takes every step
+    assert [len(part[-1][1]) for part in ranks] == [2, 2, 2]  # the last batch of 6, split
+    for step, (x, y) in enumerate(whole):
+        assert torch.equal(torch.cat([part[step][0] for part in ranks]), x)
+        assert torch.equal(torch.cat([part[step][1] for part in ranks]), y)
+    # evaluation: contiguous ranges, every sample once, in order
+    test_targets = torch.cat([y for _, y in batches(Shard(), train=False)])
+    sharded = [y for rank in range(3) for _, y in batches(Shard(rank, 3), train=False)]
+    assert torch.equal(torch.cat(sharded), test_targets)
+
+
+def test_shard_bounds_split_unevenly_and_cover_everything():
+    for count in (0, 1, 2, 5, 16):
+        bounds = [Shard(rank, 3).bounds(count) for rank in range(3)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == count
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+        sizes = [stop - start for start, stop in bounds]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_evaluation_shards_merge_into_the_whole_result():
+    config = DataConfig(name="synthetic", synthetic_count=37, num_classes=6, val_fraction=0.0)
+    splits = build_splits(config)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 6))
+    precision = Precision(CPU, None, False, False)
+    mean_std = (splits.info.mean, splits.info.std)
+
+    def result(shard: Shard):  # type: ignore[no-untyped-def]
+        loader = build_loader(
+            splits.test,
+            config,
+            splits.info,
+            train=False,
+            batch_size=8,
+            seed=0,
+            device=CPU,
+            shard=shard,
+        )
+        return evaluate(model, loader.epoch(0), precision, 6, collect=True, mean_std=mean_std)
+
+    whole = result(Shard())
+    merged = merge_results([result(Shard(rank, 4)) for rank in range(4)])
+    assert merged.count == whole.count == 37
+    assert torch.equal(merged.confusion, whole.confusion)
+    assert (merged.top1, merged.top5) == (whole.top1, whole.top5)
+    assert merged.loss == pytest.approx(whole.loss, rel=1e-6)
+    for name in ("targets", "top5_indices"):
+        assert torch.equal(getattr(merged, name), getattr(whole, name))
+    assert torch.allclose(merged.top5_probs, whole.top5_probs)
+    assert merged.sample_rows == whole.sample_rows
+    assert all(
+        (a == b).all() for a, b in zip(merged.sample_images, whole.sample_images, strict=True)
+    )
+
+
+# --- the loss of a rank ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [7, 2])  # 3+2+2 samples over 3 ranks; 1+1+0 (an empty rank)
+def test_rank_losses_average_to_the_gradient_of_the_global_mean(batch):
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    x, y = torch.randn(batch, 5), torch.randint(0, 3, (batch,))
+    F.cross_entropy(model(x), y).backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    world = 3
+    total = global_batch_count(16, 16 * 4 + batch, 4)  # the short last batch of an epoch
+    assert total == batch
+    average = [torch.zeros_like(p) for p in model.parameters()]
+    for rank in range(world):
+        start, stop = Shard(rank, world).bounds(batch)
+        model.zero_grad()
+        loss = F.cross_entropy(model(x[start:stop]), y[start:stop])
+        rank_loss(loss, stop - start, total, world).backward()
+        for sum_, p in zip(average, model.parameters(), strict=True):
+            assert torch.isfinite(p.grad).all()
+            sum_ += p.grad / world  # what DDP's all-reduce computes
+    for got, want in zip(average, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_rank_comes_from_torchrun_variables():
+    assert context_from_env({}) == DistContext()
+    assert context_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}) == DistContext(
+        3, 4, 1
+    )
+    assert not context_from_env({"RANK": "1", "WORLD_SIZE": "2"}).is_main
+    for bad in ({"RANK": "x", "WORLD_SIZE": "2"}, {"RANK": "2", "WORLD_SIZE": "2"}):
+        with pytest.raises(UserError, match="RANK"):
+            context_from_env(bad)
+
+
+# --- two gloo ranks ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _rank_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    """One torchrun-like rank: the variables torchrun sets, then the same fit() calls."""
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    config = load_config("smoke", DDP_OVERRIDES)
+    fit(config, Path(out), run_name="whole")
+    broken = fit(config, Path(out), run_name="broken", stop_after_steps=5)  # step 2 of epoch 2
+    fit(config, resume=broken)
+
+
+def test_two_gloo_ranks_train_like_one_process_and_resume_exactly(tmp_path, one_thread):
+    out = tmp_path / "ddp"
+    torch.multiprocessing.spawn(_rank_worker, args=(2, _free_port(), str(out)), nprocs=2)
+    single = fit(load_config("smoke", DDP_OVERRIDES), tmp_path / "single", run_name="single")
+    whole, resumed = out / "whole", out / "broken"
+    assert sorted(p.name for p in out.iterdir()) == ["broken", "whole"]  # rank 1 wrote nothing
+    # 2 ranks x 8 images = 1 process x 16 images, up to float summation order
+    expected, got = weights(single), weights(whole)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6)
+    for ddp_row, single_row in zip(rows(whole), rows(single), strict=True):
+        assert ddp_row == pytest.approx(single_row, rel=1e-5)
+    # a mid-epoch stop and resume under DDP continues bit for bit
+    assert rows(resumed) == rows(whole)
+    assert all(torch.equal(weights(resumed)[k], got[k]) for k in got)
+    checkpoint = torch.load(resumed / "checkpoints/last.pt", weights_only=False)
+    assert len(checkpoint["rank_rng"]) == 2
+    # every test image counted once, although 75 does not split into equal shards
+    test = json.loads((whole / "eval/test/metrics.json").read_text())
+    reference = json.loads((single / "eval/test/metrics.json").read_text())
+    assert test["count"] == 75 and test["per_class_count"] == reference["per_class_count"]
+    assert test["top1"] == pytest.approx(reference["top1"])
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["epochs"] == 2
