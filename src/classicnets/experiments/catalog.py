@@ -55,6 +55,14 @@ class Claim:
     tolerance: float = 0.0  # no_gain: how much better `first` may be and still count as none
     show_ratio: bool = False  # epochs claims: show second / first ("6x faster")
     scope: str = ""  # where the paper measured it, when that is not where we measure
+    # The quick budget's own measure, when the paper's is out of its reach (e.g. a lower
+    # accuracy threshold); the claims report names the measure it used.
+    quick_metric: Metric | None = None
+
+    def metric_for(self, budget: Budget) -> Metric:
+        if budget == "quick" and self.quick_metric is not None:
+            return self.quick_metric
+        return self.metric
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,12 @@ EXPERIMENTS: Registry[Experiment] = Registry("experiment")
 # Quick budgets: real CIFAR-10, a class-balanced subset of the training split (limit_per_class),
 # 1,000 val images (val_fraction 0.02), the full 10,000-image test split. Sized so that all six
 # quick experiments together take about half an hour on 2 shared CPU cores.
-# The claims report states the resolved subset and epochs of every grid.
-QUICK_DATA = ("data.val_fraction=0.02",)
+# The claims report states the resolved subset, epochs, batch and lr of every grid.
+QUICK_DATA = ("data.val_fraction=0.01",)  # 500 val images
+# Small subsets give few steps per epoch: smaller batches (convnet4 also a doubled lr) give
+# the nets enough steps to learn in a few epochs.
+CONVNET4_QUICK = ("train.batch_size=64", "optim.lr=0.02")
+DEEP_QUICK = ("train.batch_size=32",)
 
 
 def _quick(
@@ -115,11 +127,12 @@ _register(
                     500,
                     8,
                     2,
+                    *CONVNET4_QUICK,
                     "model.norm=none",
                     "data.augment=none",
                     "optim.weight_decay=0",
                     "schedule.name=constant",
-                    notes=("one learning rate (0.01) for both; the paper tuned each net's",),
+                    notes=("one learning rate for both; the paper tuned each net's",),
                 ),
                 paper=Recipe(
                     "exp_convnet4_cifar10",
@@ -131,7 +144,7 @@ _register(
                         "train.epochs=40",
                     ),
                     3,
-                    ("one learning rate (0.01) for both; the paper tuned each net's",),
+                    ("one learning rate for both; the paper tuned each net's",),
                 ),
                 claims=(
                     Claim(
@@ -139,6 +152,7 @@ _register(
                         "CIFAR-10 six times faster than the same net with tanh units",
                         source="AlexNet §3.1, Fig. 1",
                         metric=epochs_to("train_top1", 75.0),
+                        quick_metric=epochs_to("train_top1", 60.0),
                         first="ReLU",
                         second="tanh",
                         paper="ReLU ≈ 6 epochs, tanh ≈ 36: 6x faster",
@@ -161,7 +175,7 @@ _register(
                     Cell(("model.norm=none",), "no LRN"),
                     Cell(("model.norm=lrn",), "LRN"),
                 ),
-                quick=_quick("exp_convnet4_cifar10", 500, 8, 2),
+                quick=_quick("exp_convnet4_cifar10", 500, 8, 2, *CONVNET4_QUICK),
                 paper=Recipe("exp_convnet4_cifar10", (), 3),
                 claims=(
                     Claim(
@@ -186,6 +200,7 @@ _register(
                     200,
                     4,
                     1,
+                    *DEEP_QUICK,
                     "model.name=vgg11_cifar",
                     notes=("VGG-11 (A) adapted to 32x32: one 512 -> 10 linear head",),
                 ),
@@ -230,6 +245,7 @@ _register(
                     500,
                     8,
                     2,
+                    *CONVNET4_QUICK,
                     notes=(
                         "on the four-layer CIFAR net (convnet4_cifar), not AlexNet: "
                         "alexnet_cifar is ~20x slower on a CPU",
@@ -277,7 +293,7 @@ _register(
                     Cell(("model.norm=none",), "VGG-16"),
                     Cell(("model.norm=bn",), "VGG-16 + BN"),
                 ),
-                quick=_quick("vgg16_cifar10", 100, 4, 1),
+                quick=_quick("vgg16_cifar10", 100, 4, 1, *DEEP_QUICK),
                 paper=Recipe("vgg16_cifar10", (), 3),
                 claims=(
                     Claim(
@@ -294,6 +310,7 @@ _register(
                         "9 epochs instead of 19",
                         source="student run, configs/vgg16_cifar10.yaml recipe",
                         metric=epochs_to("val_top1", 80.0),
+                        quick_metric=epochs_to("val_top1", 30.0),
                         first="VGG-16 + BN",
                         second="VGG-16",
                         paper="9 vs 19 epochs: 2.1x faster",
@@ -320,7 +337,15 @@ _register(
                     Cell(("model.name=vgg16_cifar",), "D (16 layers)"),
                     Cell(("model.name=vgg19_cifar",), "E (19 layers)"),
                 ),
-                quick=_quick("vgg16_cifar10", 100, 3, 1, "model.norm=bn", notes=(_DEPTH_SHORTCUT,)),
+                quick=_quick(
+                    "vgg16_cifar10",
+                    100,
+                    3,
+                    1,
+                    *DEEP_QUICK,
+                    "model.norm=bn",
+                    notes=(_DEPTH_SHORTCUT,),
+                ),
                 paper=Recipe(
                     "vgg16_cifar10",
                     (),
@@ -374,7 +399,19 @@ _register(
                     Cell(("model.dropout=0",), "no dropout"),
                     Cell(("model.dropout=0.5",), "dropout 0.5"),
                 ),
-                quick=_quick("exp_alexnet_cifar10", 200, 4, 1),
+                quick=_quick(
+                    "alexnet_cifar10",
+                    200,
+                    4,
+                    1,
+                    *DEEP_QUICK,
+                    "data.augment=none",
+                    notes=(
+                        "Adam lr 1e-3 (the student recipe, configs/alexnet_cifar10.yaml), not "
+                        "§5's SGD, which leaves the net at chance for the first epochs",
+                        "no augmentation, so the overfitting shows within 4 epochs",
+                    ),
+                ),
                 paper=Recipe(
                     "exp_alexnet_cifar10",
                     (),
@@ -396,6 +433,7 @@ _register(
                         "required to converge",
                         source="AlexNet §4.2",
                         metric=epochs_to("train_top1", 60.0),
+                        quick_metric=epochs_to("train_top1", 40.0),
                         first="no dropout",
                         second="dropout 0.5",
                         paper="about 2x the iterations with dropout",

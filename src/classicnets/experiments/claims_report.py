@@ -22,6 +22,7 @@ from classicnets.experiments.measures import (
     VERDICT_RULE,
     CellStats,
     Judgement,
+    Metric,
     cell_stats,
     judge,
     ratio_text,
@@ -45,6 +46,7 @@ class GridResult:
 @dataclass(frozen=True)
 class ClaimResult:
     claim: Claim
+    metric: Metric  # the claim's measure in this budget
     first: CellStats
     second: CellStats
     judgement: Judgement
@@ -52,7 +54,7 @@ class ClaimResult:
     @property
     def measured(self) -> str:
         text = f"{self.first.label}: {self.first.text()} vs {self.second.label}: "
-        text += f"{self.second.text()} ({self.claim.metric.unit})"
+        text += f"{self.second.text()} ({self.metric.unit})"
         if self.claim.show_ratio:
             text += f"; {self.second.label} / {self.first.label} = "
             text += ratio_text(self.first, self.second)
@@ -68,14 +70,15 @@ class GridReport:
     claims: list[ClaimResult]
 
     @classmethod
-    def read(cls, result: GridResult) -> GridReport:
+    def read(cls, result: GridResult, budget: Budget) -> GridReport:
         runs = {label: [load_run(path) for path in paths] for label, paths in result.run_dirs}
         claims = []
         for claim in result.grid.claims:
-            first = cell_stats(claim.metric, claim.first, runs[claim.first])
-            second = cell_stats(claim.metric, claim.second, runs[claim.second])
-            judgement = judge(claim.metric, first, second, claim.expect, claim.tolerance)
-            claims.append(ClaimResult(claim, first, second, judgement))
+            metric = claim.metric_for(budget)
+            first = cell_stats(metric, claim.first, runs[claim.first])
+            second = cell_stats(metric, claim.second, runs[claim.second])
+            judgement = judge(metric, first, second, claim.expect, claim.tolerance)
+            claims.append(ClaimResult(claim, metric, first, second, judgement))
         return cls(result, runs, claims)
 
     @property
@@ -111,7 +114,7 @@ def write_claims_report(
     elapsed_seconds: float,
 ) -> Path:
     """Write claims.html, claims.md and claims.json into out_dir; return the HTML path."""
-    grids = [GridReport.read(result) for result in results]
+    grids = [GridReport.read(result, budget) for result in results]
     runs = [run for grid in grids for run in grid.all_runs]
     today = datetime.date.today().isoformat()
     hardware = _hardware(runs)
@@ -131,6 +134,13 @@ def write_claims_report(
         f"{grid.result.grid.name}: {shortcut}"
         for grid in grids
         for shortcut in grid.result.grid.recipe(budget).shortcuts
+    ]
+    notes += [
+        f"{grid.result.grid.name}: measured as {c.metric.name}; the paper's measure is "
+        f"{c.claim.metric.name}"
+        for grid in grids
+        for c in grid.claims
+        if c.metric != c.claim.metric
     ]
     title = "Quick budget: a subset and few epochs, not the paper's protocol"
     blocks.append(Notes(title if budget == "quick" else "Setting", notes))
@@ -181,7 +191,7 @@ def _claims_table(claims: Sequence[ClaimResult]) -> Table:
             [
                 f"{claim.statement} ({claim.source})",
                 paper,
-                f"{claim.metric.name}: {result.measured}",
+                f"{result.metric.name}: {result.measured}",
                 result.judgement.verdict,
                 result.judgement.reason,
             ]
@@ -239,8 +249,9 @@ def _grid_json(grid: GridReport, budget: Budget) -> dict[str, Any]:
                 "source": c.claim.source,
                 "paper": c.claim.paper,
                 "scope": c.claim.scope,
-                "metric": c.claim.metric.name,
-                "unit": c.claim.metric.unit,
+                "metric": c.metric.name,
+                "paper_metric": c.claim.metric.name,
+                "unit": c.metric.unit,
                 "expect": c.claim.expect,
                 "first": _stats_json(c.first),
                 "second": _stats_json(c.second),
