@@ -106,6 +106,10 @@ def run_train(args: argparse.Namespace) -> int:
         config = load_config(args.preset, args.set)
         run_dir = fit(config, args.out, command=sys.argv)
     report = write_run_report(run_dir)
+    if config.train.tensorboard:
+        from classicnets.report.tensorboard import log_final_figures
+
+        log_final_figures(run_dir)
     summary = read_json(run_dir / "summary.json")
     print(f"run folder: {run_dir}")
     if summary.get("test_top1") is not None:
