@@ -1,0 +1,184 @@
+"""Smoke tests of benchmarks/throughput.py and benchmarks/scaling.py: a tiny model, a few steps.
+
+These check that every measurement runs the real code and that the ratios are computed from
+the measured rates; they never assert a speed.
+"""
+
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def throughput() -> ModuleType:
+    return _load("throughput")
+
+
+@pytest.fixture(scope="module")
+def scaling(throughput: ModuleType) -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    return _load("scaling")
+
+
+def tiny_settings(throughput: ModuleType, **changes: object) -> object:
+    values: dict[str, object] = {
+        "model": "convnet4_cifar",
+        "batch_size": 4,
+        "device": "cpu",
+        "steps": 1,
+        "eval_steps": 1,
+        "rounds": 2,
+        "workers": 0,
+        "images": 12,
+        "modes": throughput.MODES,
+        "matmul_seconds": 0.0,
+        "matmul_size": 64,
+    }
+    values.update(changes)
+    return throughput.Settings(**values)
+
+
+def test_median_ratios_take_the_median_of_per_round_ratios(throughput: ModuleType) -> None:
+    rounds = [
+        {"matmul_gflops": 10.0, "compute_gflops": 5.0, "compute": 100.0, "pipeline": 90.0},
+        {"matmul_gflops": 20.0, "compute_gflops": 19.0, "compute": 50.0, "pipeline": 50.0},
+        {"matmul_gflops": 10.0, "compute_gflops": 8.0, "compute": 80.0, "pipeline": 20.0},
+    ]
+    rounds[0]["seed"], rounds[1]["seed"], rounds[2]["seed"] = 45.0, 10.0, 40.0
+    ratios = throughput.median_ratios(rounds)
+    assert ratios["compute_efficiency"] == pytest.approx(0.8)  # median of 0.5, 0.95, 0.8
+    assert ratios["pipeline_efficiency"] == pytest.approx(0.9)  # median of 0.9, 1.0, 0.25
+    assert ratios["speedup_over_seed"] == pytest.approx(2.0)  # median of 2.0, 5.0, 0.5
+    assert "eval_speedup_over_seed" not in ratios  # not measured: not reported
+
+
+def test_every_mode_runs_and_gives_positive_rates(throughput: ModuleType) -> None:
+    result = throughput.run_benchmark(tiny_settings(throughput), log=lambda _: None)
+    expected = {
+        "matmul_gflops",
+        "compute",
+        "compute_gflops",
+        "pipeline",
+        "seed",
+        "eval",
+        "seed_eval",
+        "contiguous",
+        "channels_last",
+    }
+    assert len(result.rounds) == 2
+    for row in result.rounds:
+        assert set(row) == expected
+        assert all(value > 0 for value in row.values())
+    assert result.flops_per_step > 0
+    for key in expected:
+        assert result.medians[key] == pytest.approx(
+            statistics.median(r[key] for r in result.rounds)
+        )
+    ratios = result.ratios
+    for name, (top, bottom) in {
+        "compute_efficiency": ("compute_gflops", "matmul_gflops"),
+        "pipeline_efficiency": ("pipeline", "compute"),
+        "speedup_over_seed": ("pipeline", "seed"),
+        "eval_speedup_over_seed": ("eval", "seed_eval"),
+        "channels_last_over_contiguous": ("channels_last", "contiguous"),
+    }.items():
+        within_rounds = [r[top] / r[bottom] for r in result.rounds]
+        assert ratios[name] == pytest.approx(statistics.median(within_rounds))
+    # GFLOP/s and images/s describe the same steps
+    per_image = result.flops_per_step / 4
+    assert result.rounds[0]["compute_gflops"] == pytest.approx(
+        result.rounds[0]["compute"] * per_image / 1e9
+    )
+    assert result.memory["process_rss_mib"] > 0
+    text = "\n".join(throughput.report_lines(result, "cmd"))
+    assert "speedup_over_seed" in text and "convnet4_cifar" in text
+
+
+def test_training_step_flops_match_three_times_the_forward_count(throughput: ModuleType) -> None:
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False))
+    x, y = torch.randn(8, 3, 2, 2), torch.randint(0, 5, (8,))
+    # forward 2*8*12*5; backward: the weight gradient only (x needs no gradient)
+    assert throughput.training_step_flops(model, x, y) == 2 * (2 * 8 * 12 * 5)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_pipeline_runs_the_real_loop_across_epoch_ends(throughput: ModuleType) -> None:
+    from classicnets.train.setup import build_run_parts
+
+    config = throughput.pipeline_config("convnet4_cifar", 4, "cpu", "synthetic", 12)
+    pipeline = throughput.Pipeline(config, build_run_parts(config, None))
+    assert len(pipeline.parts.train_loader) == 3
+    assert pipeline.train_seconds(2) > 0
+    assert (pipeline.epoch, pipeline.state.batches_done) == (1, 2)
+    pipeline.train_seconds(2)  # does not fit in what is left of epoch 1: starts epoch 2
+    assert (pipeline.epoch, pipeline.state.batches_done, pipeline.state.global_step) == (2, 2, 4)
+    with pytest.raises(ValueError, match="do not fit"):
+        pipeline.train_seconds(4)
+
+
+def test_unknown_mode_is_refused(throughput: ModuleType) -> None:
+    with pytest.raises(ValueError, match="unknown modes"):
+        throughput.run_benchmark(tiny_settings(throughput, modes=("compute", "warp")))
+
+
+def test_size_sweep_reports_time_per_image_relative_to_the_largest_set(
+    scaling: ModuleType,
+) -> None:
+    rows = scaling.size_sweep(
+        "convnet4_cifar", [4, 8], 4, "synthetic", 1, 1, "epochs", log=lambda _: None
+    )
+    assert [row["images"] for row in rows] == [4, 8]
+    assert rows[1]["relative_to_largest"] == pytest.approx(1.0)
+    assert all(row["seconds_per_image"] > 0 for row in rows)
+    assert rows[0]["epoch_seconds"] == pytest.approx(4 * rows[0]["seconds_per_image"])
+    assert "| 8 |" in "\n".join(scaling.size_table("convnet4_cifar", rows))
+    loader_rows = scaling.size_sweep(
+        "convnet4_cifar", [4, 8], 4, "synthetic", 1, 2, "loader", log=lambda _: None
+    )
+    assert "training loader" in loader_rows[0]["measured"]
+    assert all(row["seconds_per_image"] > 0 for row in loader_rows)
+
+
+def test_batch_sweep_reads_one_result_per_batch_size(
+    scaling: ModuleType, throughput: ModuleType, tmp_path: Path
+) -> None:
+    def fake_run(command: list[str]) -> None:
+        batch = int(command[command.index("--batch-size") + 1])
+        out = Path(command[command.index("--json") + 1])
+        rounds = [{"matmul_gflops": 10.0, "compute_gflops": 2.0, "compute": batch, "pipeline": 9}]
+        out.write_text(
+            __import__("json").dumps(
+                {
+                    "machine": {"torch_threads": 2},
+                    "medians": rounds[0],
+                    "ratios": throughput.median_ratios(rounds),
+                    "memory": {"process_rss_mib": 100.0 + batch},
+                }
+            )
+        )
+
+    rows = scaling.batch_sweep("convnet4_cifar", [8, 16], [], run=fake_run)
+    assert [row["peak_rss_mib"] for row in rows] == [108.0, 116.0]
+    assert rows[1]["pipeline_efficiency"] == pytest.approx(9 / 16)
+    assert rows[0]["compute_efficiency"] == pytest.approx(0.2)
+    assert len(scaling.batch_table(rows)) == 4
