@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed import PrefixStore, Store  # type: ignore[attr-defined]
+from torch.distributed.rendezvous import rendezvous
 from torch.nn.parallel import DistributedDataParallel
 
 from classicnets.config import TrainConfig
@@ -95,7 +97,13 @@ def distributed_session(cfg: TrainConfig) -> Iterator[DistContext]:
         return
     device = rank_device(pick_device(cfg.device), ctx)
     backend = pick_backend(cfg.dist_backend, device)
-    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    dist.init_process_group(
+        backend,
+        store=_attempt_store(),
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        device_id=device if device.type == "cuda" else None,
+    )
     package_log = logging.getLogger("classicnets")
     level = package_log.level
     if not ctx.is_main:  # one rank speaks for the run
@@ -105,6 +113,17 @@ def distributed_session(cfg: TrainConfig) -> Iterator[DistContext]:
     barrier(ctx)  # no rank returns before rank 0 has written the end of the run
     package_log.setLevel(level)
     dist.destroy_process_group()
+
+
+def _attempt_store() -> Store:
+    """The env:// rendezvous store, with keys private to this attempt of the worker group.
+
+    torchrun --max-restarts keeps its store across restarts; without the prefix, restarted
+    ranks read the dead ranks' gloo addresses from it and fail to connect.
+    """
+    store, _, _ = next(rendezvous("env://"))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return PrefixStore(f"classicnets/attempt-{attempt}/", store)
 
 
 def rank_device(device: torch.device, ctx: DistContext) -> torch.device:
