@@ -165,8 +165,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", error)
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())  # one line
         raise UserError(f"malformed YAML in {path}{where}: {problem}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise UserError(f"malformed YAML in {path}: nested too deeply") from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
     if data is None:
@@ -205,7 +207,7 @@ def override_keys(overrides: typing.Sequence[str]) -> list[str]:
 def _parse_scalar(raw: str) -> Any:
     try:
         return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return raw
 
 
@@ -248,6 +250,9 @@ def coerce(value: Any, target: Any, key: str) -> Any:
                 errors.append(str(error))
         raise UserError(errors[-1])
     if origin is Literal:
+        if isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off/true/false as booleans
+            words = ("yes", "true", "on") if value else ("no", "false", "off")
+            value = next((a for a in args if isinstance(a, str) and a in words), value)
         if value not in args:
             choices = ", ".join(str(a) for a in args)
             raise UserError(f"{key} must be one of {choices}; got {value!r}")
