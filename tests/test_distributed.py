@@ -1,6 +1,7 @@
 """Data-parallel training: shards of a global batch, exact metric merges, loss weights, and two
 gloo ranks that train the same weights as one process (and resume bit for bit)."""
 
+import copy
 import itertools
 import json
 import os
@@ -27,6 +28,8 @@ from classicnets.data import build_loader, build_splits
 from classicnets.data.memory_loader import Shard
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, merge_results
+from classicnets.models import build_model
+from classicnets.models.alexnet import TwoColumnAlexNet, split_columns
 from classicnets.train.device import Precision
 from classicnets.train.distributed import (
     DistContext,
@@ -35,6 +38,7 @@ from classicnets.train.distributed import (
     rank_loss,
 )
 from classicnets.train.loop import fit
+from classicnets.train.setup import build_model_for, check_names, load_state_strict
 
 CPU = torch.device("cpu")
 TIMING = ("epoch_seconds", "images_per_second")
@@ -339,3 +343,60 @@ def test_scaling_doc_cpu_command_runs_and_survives_a_killed_rank(tmp_path, one_t
     expected = weights(reference)
     for key, value in weights(run_dir).items():
         torch.testing.assert_close(value, expected[key], rtol=1e-4, atol=1e-5)
+
+
+# --- AlexNet's two columns on two devices (§3.2) -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_bn"])
+def test_two_columns_on_one_device_are_the_grouped_model(name, one_thread):
+    torch.manual_seed(0)
+    grouped = build_model(name, num_classes=10, dropout=0.0)
+    columns = split_columns(copy.deepcopy(grouped), [CPU, CPU])
+    assert isinstance(columns, TwoColumnAlexNet)
+    # the same tensors under the same keys: checkpoints load into either model
+    expected, got = grouped.state_dict(), columns.state_dict()
+    assert list(got) == list(expected)
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    x, y = torch.randn(4, 3, 99, 99), torch.arange(4)
+    grouped.eval(), columns.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(columns(x), grouped(x))
+    grouped.train(), columns.train()  # batch statistics for alexnet_bn; no dropout
+    if name == "alexnet":  # one SGD step: gradients flow alike through the exchanges
+        for model in (grouped, columns):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    else:
+        torch.testing.assert_close(columns(x), grouped(x))
+    got = columns.state_dict()  # updated weights, or BatchNorm running statistics
+    for key, value in grouped.state_dict().items():
+        torch.testing.assert_close(got[key], value, rtol=1e-4, atol=1e-6)
+    load_state_strict(grouped, got, "two columns")  # and back again
+    load_state_strict(columns, expected, "grouped")
+
+
+def test_columns_see_only_the_maps_the_paper_gives_them():
+    columns = split_columns(build_model("alexnet", num_classes=10), [CPU, CPU])
+    assert columns.exchanges == ["boundary", "boundary", "all"]  # LRN, LRN, before conv3
+    for column in columns.columns:
+        convs = [m for m in column.modules() if isinstance(m, nn.Conv2d)]
+        # §3.2/Fig. 2: conv2, conv4, conv5 read their own column's maps; conv3 reads both
+        assert [c.in_channels for c in convs] == [3, 48, 256, 192, 192]
+        assert [c.out_channels for c in convs] == [48, 128, 192, 192, 128]
+        fcs = [m for m in column.modules() if isinstance(m, nn.Linear)]
+        assert [(fc.in_features, fc.out_features) for fc in fcs] == [(9216, 2048), (4096, 2048)]
+    assert (columns.fc8.in_features, columns.fc8.out_features) == (4096, 10)
+
+
+def test_column_devices_build_through_the_engine_and_refuse_other_models():
+    config = load_config(None, ["model.name=alexnet", "model.column_devices=[cpu, cpu]"])
+    check_names(config)
+    model = build_model_for(config.model, num_classes=10, image_size=227)
+    assert isinstance(model, TwoColumnAlexNet)
+    other = load_config(None, ["model.name=alexnet_cifar", "model.column_devices=cpu,cpu"])
+    with pytest.raises(UserError, match="alexnet_cifar has no columns"):
+        check_names(other)
+    with pytest.raises(UserError, match="two devices"):
+        split_columns(build_model("alexnet", num_classes=10), [CPU])

@@ -14,6 +14,7 @@ from classicnets.data import DATASETS, DataSplits, Loader, build_loader, build_s
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, merge_results, write_eval_outputs
 from classicnets.models import build_model, check_input_size, model_info
+from classicnets.models.alexnet import TWO_COLUMN_MODELS, AlexNet, split_columns
 from classicnets.models.summary import count_macs
 from classicnets.train.checkpoint import load_checkpoint
 from classicnets.train.device import Precision, pick_device, pick_precision
@@ -66,10 +67,7 @@ def model_options(cfg: ModelConfig) -> dict[str, Any]:
         "dropout": cfg.dropout,
         "init": cfg.init,
     }
-    chosen: dict[str, Any] = {name: value for name, value in options.items() if value is not None}
-    if cfg.column_devices:
-        chosen["column_devices"] = list(cfg.column_devices)
-    return chosen
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def check_names(config: RunConfig) -> None:
@@ -81,14 +79,25 @@ def check_names(config: RunConfig) -> None:
             f"model {info.name} does not take model.{unknown[0]}; it takes "
             f"{', '.join(info.options) or 'no options'}"
         )
+    if config.model.column_devices and info.name not in TWO_COLUMN_MODELS:
+        raise UserError(
+            f"model.column_devices splits the two columns of {' or '.join(TWO_COLUMN_MODELS)} "
+            f"over two devices; {info.name} has no columns"
+        )
     DATASETS.get(config.data.name)
 
 
 def build_model_for(cfg: ModelConfig, num_classes: int, image_size: int) -> nn.Module:
+    """The configured model on the CPU, or with model.column_devices its two columns placed
+    on those devices (AlexNet §3.2); the caller moves a one-device model."""
     check_input_size(cfg.name, image_size)
     model = build_model(cfg.name, num_classes=num_classes, **model_options(cfg))
     if cfg.weights:
         load_weights(model, Path(cfg.weights))
+    if cfg.column_devices:
+        if not isinstance(model, AlexNet):
+            raise UserError(f"model.column_devices: {cfg.name} has no columns to split")
+        model = split_columns(model, [pick_device(name) for name in cfg.column_devices])
     return model
 
 
@@ -155,7 +164,8 @@ def build_run_parts(
     raw_model = build_model_for(config.model, len(info.classes), info.image_size)
     params = sum(p.numel() for p in raw_model.parameters())
     macs = _count_macs_quietly(raw_model, info.image_size)
-    raw_model.to(device)
+    if not config.model.column_devices:  # columns stay on their own devices
+        raw_model.to(device)
     if precision.channels_last:
         raw_model.to(memory_format=torch.channels_last)
     train_loader = build_loader(
