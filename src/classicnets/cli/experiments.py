@@ -53,6 +53,12 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     experiment.add_argument(
         "--out", type=Path, help="experiment folder (default runs/experiments/NAME-BUDGET)"
     )
+    experiment.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        help="run only this grid of the experiment (repeatable; default: all)",
+    )
     experiment.set_defaults(handler=run_experiment_command)
 
 
@@ -74,11 +80,13 @@ def run_experiment_command(args: argparse.Namespace) -> int:
 
     if args.name == "list":
         for name in EXPERIMENTS.names():
-            print(f"{name:14s} {get_experiment(name).title}")
+            experiment = get_experiment(name)
+            grids = ", ".join(grid.name for grid in experiment.grids)
+            print(f"{name:14s} {experiment.title} [grids: {grids}]")
         return 0
     get_experiment(args.name)  # an unknown name fails before anything else
     out = args.out or Path("runs") / "experiments" / f"{args.name}-{args.budget}"
-    html = run_experiment(args.name, args.budget, out, args.seeds, args.set)
+    html = run_experiment(args.name, args.budget, out, args.seeds, args.set, args.grid)
     print(f"experiment folder: {out}")
     print(f"claims: {html}")
     print(f"claims (Markdown): {html.with_suffix('.md')}")

@@ -111,6 +111,11 @@ def _register(experiment: Experiment) -> None:
 
 
 # AlexNet §3.1, Fig. 1: "no regularization of any kind"; learning rates were tuned per net.
+_RELU_SAME_LR = "one learning rate for both nets; the paper tuned each net's own"
+_RELU_LRN = (
+    "the net keeps its LRN (the §3.3 four-layer net); Fig. 1 does not say whether its nets "
+    "had it. No weight decay, dropout or augmentation"
+)
 _register(
     Experiment(
         name="relu-vs-tanh",
@@ -128,23 +133,21 @@ _register(
                     8,
                     2,
                     *CONVNET4_QUICK,
-                    "model.norm=none",
                     "data.augment=none",
                     "optim.weight_decay=0",
                     "schedule.name=constant",
-                    notes=("one learning rate for both; the paper tuned each net's",),
+                    notes=(_RELU_SAME_LR, _RELU_LRN),
                 ),
                 paper=Recipe(
                     "exp_convnet4_cifar10",
                     (
-                        "model.norm=none",
                         "data.augment=none",
                         "optim.weight_decay=0",
                         "schedule.name=constant",
                         "train.epochs=40",
                     ),
                     3,
-                    ("one learning rate for both; the paper tuned each net's",),
+                    (_RELU_SAME_LR, _RELU_LRN),
                 ),
                 claims=(
                     Claim(

@@ -121,6 +121,11 @@ def write_claims_report(
     train_seconds = sum(run.wall_seconds() or 0.0 for run in runs)
     document = Document(title=f"Claims: {experiment.title}")
     blocks = document.blocks
+    skipped = [g.name for g in experiment.grids if g.name not in {r.grid.name for r in results}]
+    if skipped:
+        blocks.append(
+            Notes("Part of the experiment", [f"not run here (--grid): {', '.join(skipped)}"])
+        )
     blocks.append(
         Paragraph(
             f"Experiment {experiment.name}, budget {budget}, measured {today} on {hardware}. "
@@ -161,6 +166,7 @@ def write_claims_report(
         "budget": budget,
         "date": today,
         "hardware": hardware,
+        "grids_not_run": skipped,
         "train_seconds": round(train_seconds, 1),
         "elapsed_seconds": round(elapsed_seconds, 1),
         "grids": [_grid_json(grid, budget) for grid in grids],

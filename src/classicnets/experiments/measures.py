@@ -175,9 +175,10 @@ def judge(
     # cell only shrink the measured advantage of the first (conservative); bounds in the first
     # cell inflate it, so they cap the verdict at "leans".
     inflated = first.censored > 0 if metric.lower_is_better else second.censored > 0
+    unit = "points" if metric.unit == "%" else metric.unit  # a difference of percentages
     if expect == "first_better":
-        return _judge_better(effect, noise, inflated, first.label, second.label, metric.unit)
-    return _judge_no_gain(effect, noise, tolerance, first.label, second.label, metric.unit)
+        return _judge_better(effect, noise, inflated, first.label, second.label, unit)
+    return _judge_no_gain(effect, noise, tolerance, first.label, second.label, unit)
 
 
 def _judge_better(
@@ -185,6 +186,8 @@ def _judge_better(
 ) -> Judgement:
     size = f"{abs(effect):.2f} {unit}"
     direction = f"{first} ahead by {size}" if effect > 0 else f"{second} ahead by {size}"
+    if effect == 0:
+        direction = f"{first} and {second} tie"
     if noise is None:
         why = "one seed per cell gives no spread"
         verdict: Verdict = "leans held" if effect > 0 else "leans not held"

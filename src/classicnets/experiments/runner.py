@@ -7,6 +7,7 @@ once; re-running the same command skips finished runs and resumes interrupted on
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from classicnets.errors import UserError
 from classicnets.experiments.ablate import cell_config, cell_run_name, run_ablation
 from classicnets.experiments.catalog import BUDGETS, Budget, Experiment, Grid, get_experiment
 from classicnets.experiments.claims_report import GridResult, write_claims_report
+from classicnets.models import MODELS
 from classicnets.train.setup import check_names
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,23 @@ class GridPlan:
         ]
 
 
+def select_grids(experiment: Experiment, names: Sequence[str]) -> list[Grid]:
+    """The grids named (all when none are), in the experiment's order."""
+    known = [grid.name for grid in experiment.grids]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserError(
+            f"experiment {experiment.name} has no grid {unknown[0]!r}; grids: {', '.join(known)}"
+        )
+    return [grid for grid in experiment.grids if not names or grid.name in names]
+
+
 def plan_experiment(
-    experiment: Experiment, budget: Budget, seeds: int | None, overrides: Sequence[str]
+    experiment: Experiment,
+    budget: Budget,
+    seeds: int | None,
+    overrides: Sequence[str],
+    grids: Sequence[str] = (),
 ) -> list[GridPlan]:
     """Each grid's base config (preset < budget overrides < --set) with every cell checked."""
     if budget not in BUDGETS:
@@ -47,17 +64,48 @@ def plan_experiment(
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
     plans = []
-    for grid in experiment.grids:
+    for grid in select_grids(experiment, grids):
         recipe = grid.recipe(budget)
         base = load_config(recipe.preset, [*recipe.overrides, *overrides])
         varied = {key for cell in grid.cells for key in override_keys(cell.overrides)}
         for key in sorted(varied & set(override_keys(overrides))):
             log.warning("--set %s: the experiment varies %s; each cell's own value wins", key, key)
         plan = GridPlan(grid, base, seeds if seeds is not None else recipe.seeds)
-        for cell in grid.cells:
-            check_names(cell_config(base, cell, base.train.seed))
+        configs = [cell_config(base, cell, base.train.seed) for cell in grid.cells]
+        for cell, config in zip(grid.cells, configs, strict=True):
+            check_names(config)
+            check_model_knobs(config, [*recipe.overrides, *cell.overrides], cell.label)
+        check_cells_differ(grid, configs)
         plans.append(plan)
     return plans
+
+
+def check_model_knobs(config: RunConfig, overrides: Sequence[str], label: str) -> None:
+    """Refuse a `model.<knob>=value` that resolved to unset (None) while the model's own
+    default is another value: the cell would silently not be what its label says."""
+    builder = inspect.signature(MODELS.get(config.model.name)).parameters
+    for override in overrides:
+        key, _, raw = override.partition("=")
+        section, _, knob = key.strip().partition(".")
+        if section != "model" or getattr(config.model, knob, "") is not None:
+            continue
+        default = builder[knob].default if knob in builder else None
+        if str(default).lower() != raw.strip().lower():
+            raise UserError(
+                f"cell {label!r}: {key}={raw} resolves to unset, so {config.model.name} keeps "
+                f"its default {knob}={default!r}; the cell would not be what it says"
+            )
+
+
+def check_cells_differ(grid: Grid, configs: Sequence[RunConfig]) -> None:
+    """Two cells with one resolved config would compare a run with itself."""
+    for i, first in enumerate(configs):
+        for j in range(i + 1, len(configs)):
+            if configs[j] == first:
+                raise UserError(
+                    f"grid {grid.name}: cells {grid.cells[i].label!r} and "
+                    f"{grid.cells[j].label!r} resolve to the same config"
+                )
 
 
 def run_experiment(
@@ -66,10 +114,12 @@ def run_experiment(
     out_dir: Path,
     seeds: int | None = None,
     overrides: Sequence[str] = (),
+    grids: Sequence[str] = (),
 ) -> Path:
-    """Run experiment `name` on `budget` into out_dir; return the claims report (HTML)."""
+    """Run experiment `name` (only `grids`, if given) on `budget` into out_dir; return the
+    claims report (HTML)."""
     experiment = get_experiment(name)
-    plans = plan_experiment(experiment, budget, seeds, overrides)
+    plans = plan_experiment(experiment, budget, seeds, overrides, grids)
     started = time.perf_counter()
     results = []
     for plan in plans:

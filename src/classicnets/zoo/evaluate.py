@@ -161,7 +161,7 @@ def evaluate_zoo(
         raise UserError("--weights PATH holds one model's weights: name exactly one model")
     check_weights_available(entries, weights)
     config = load_config(
-        None, ["data.name=imagenet", "data.val_fraction=0", "train.amp='off'", *overrides]
+        None, ["data.name=imagenet", "data.val_fraction=0", "train.amp=off", *overrides]
     )
     if config.data.name != "imagenet":
         raise UserError("zoo evaluate scores ImageNet-1k weights: --data imagenet only")
