@@ -170,9 +170,8 @@ def fit(
             mode, found = broadcast_from_main(
                 _restart_point(config, out_root) if ctx.is_main else ("", None), ctx
             )
-            if mode == "complete":
+            if mode == "complete" and found is not None:
                 log.info("%s is already complete; nothing to do", found)
-                assert found is not None
                 return found
             resume, run_name = found, config.train.run_name
         return _fit(config, out_root, resume, command, stop_after_steps, run_name, ctx)
