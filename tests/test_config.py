@@ -31,6 +31,12 @@ def test_yaml_exponent_without_dot_is_coerced_to_float(tmp_path: Path) -> None:
     assert load_config(str(preset)).optim.weight_decay == pytest.approx(5e-4)
 
 
+def test_none_is_a_choice_where_the_field_offers_it() -> None:
+    config = load_config(None, ["model.norm=none", "model.dropout=none", "model.init=null"])
+    assert config.model.norm == "none"  # "no normalisation", not "keep the default"
+    assert config.model.dropout is None and config.model.init is None
+
+
 def test_set_values_are_coerced_to_field_types() -> None:
     config = load_config(
         None,
@@ -45,6 +51,7 @@ def test_set_values_are_coerced_to_field_types() -> None:
     assert config.train.epochs == 7 and config.train.deterministic is True
     assert config.schedule.milestones == [3, 6]
     assert config.model.norm == "bn" and config.model.dropout is None
+    assert load_config(None, ["model.norm=null"]).model.norm is None
 
 
 @pytest.mark.parametrize(

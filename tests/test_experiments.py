@@ -37,13 +37,7 @@ SYNTHETIC = [
     "train.progress=false",
 ]
 SIX = ["relu-vs-tanh", "lrn", "overlap-pool", "batchnorm", "vgg-depth", "dropout"]
-# config.coerce reads the string "none" as null for Optional fields, even where "none" is a
-# Literal choice, so `model.norm=none` keeps convnet4_cifar's LRN; the runner refuses that
-# cell rather than compare LRN with itself. Strict: remove this when config.py is fixed.
-NORM_NONE_IS_NULL = pytest.mark.xfail(
-    strict=True, reason="config reads model.norm=none as unset (None)"
-)
-RUNNABLE = [pytest.param(n, marks=NORM_NONE_IS_NULL) if n == "lrn" else n for n in SIX]
+RUNNABLE = SIX
 
 
 @pytest.fixture

@@ -220,11 +220,6 @@ def test_fixed_run_name_starts_over_when_killed_before_its_first_checkpoint(tmp_
 # --- checkpoint corruption that loading cannot see ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch.load does not check the zip CRCs: a flipped byte inside a tensor loads "
-    "silently; needs a checksum in train/checkpoint.py (see docs/scaling.md)",
-)
 def test_a_flipped_byte_in_last_pt_is_detected(tmp_path, one_thread):
     run_dir = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)
     last = run_dir / "checkpoints/last.pt"

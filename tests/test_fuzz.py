@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -116,17 +116,6 @@ def test_random_bytes_as_a_cifar_file_are_a_user_error(cifar_root, content, name
     assert isinstance(read_cifar_with(cifar_root, name, content), UserError)
 
 
-def _not_known_bug(value: Any) -> bool:
-    # An empty integer (not uint8) array crashes data/cifar.py's range check; that case is
-    # test_an_empty_integer_cifar_batch_is_a_user_error below (xfail until it is fixed).
-    return not (
-        isinstance(value, np.ndarray)
-        and value.size == 0
-        and value.dtype.kind in "iu"
-        and value.dtype != np.uint8
-    )
-
-
 ARRAY_SHAPES = st.sampled_from([(), (0,), (3,), (2, 3072), (0, 3072), (2, 3, 32, 32), (2, 5, 7)])
 ARRAY_DTYPES = st.sampled_from(["uint8", "int64", "int8", "float32", "bool", "object", "U2"])
 ARRAYS = st.builds(
@@ -134,7 +123,7 @@ ARRAYS = st.builds(
     ARRAY_SHAPES,
     ARRAY_DTYPES,
     st.integers(-300, 300),
-).filter(_not_known_bug)
+)
 VALUES = st.one_of(
     ARRAYS,
     st.lists(st.integers(-3, 300), max_size=6),
@@ -161,11 +150,6 @@ def test_malformed_objects_in_a_cifar_pickle_are_a_user_error_or_data(cifar_root
         assert result.train.images.dtype == torch.uint8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="data/cifar.py _check_images takes min() of an empty int array (ValueError)",
-)
 def test_an_empty_integer_cifar_batch_is_a_user_error(cifar_root):
     empty = {"data": np.zeros((0, 3072), dtype=np.int64), "labels": []}
     assert isinstance(read_cifar_with(cifar_root, "data_batch_1", pickle.dumps(empty)), UserError)
@@ -238,19 +222,6 @@ def damaged_images(draw: st.DrawFn) -> tuple[str, bytes]:
     return extension, bytes(data)
 
 
-def declares_too_many_pixels(path: Path) -> bool:
-    """A damaged header that PIL refuses as a decompression bomb (see the xfail below)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path):
-                return False
-    except Image.DecompressionBombError:
-        return True
-    except Exception:
-        return False
-
-
 @FUZZ
 @given(damaged=damaged_images(), in_memory=st.sampled_from(["yes", "no"]))
 def test_damaged_image_files_are_skipped_not_fatal(tmp_path_factory, damaged, in_memory):
@@ -258,7 +229,6 @@ def test_damaged_image_files_are_skipped_not_fatal(tmp_path_factory, damaged, in
     root = make_image_folder(tmp_path_factory.mktemp("folder"), {})
     for split in ("train", "val"):
         (root / split / "a" / f"damaged.{extension}").write_bytes(content)
-    assume(not declares_too_many_pixels(root / "train/a" / f"damaged.{extension}"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL's warnings about the damage are expected
         result = outcome(lambda: epochs_of(root, in_memory))
@@ -312,12 +282,6 @@ def test_1x1_and_10000x10000_images_train_and_evaluate(tmp_path, huge_png, in_me
     assert all(x.shape[1:] == (3, 32, 32) and torch.isfinite(x).all() for x, _ in train + test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Image.DecompressionBombError,
-    reason="data/datasets.py load_image lets PIL's DecompressionBombError through instead of "
-    "reporting the file as unreadable",
-)
 def test_an_image_declaring_a_billion_pixels_is_unreadable(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_declaring(40_000, 30_000))

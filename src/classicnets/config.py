@@ -239,15 +239,16 @@ def coerce(value: Any, target: Any, key: str) -> Any:
     origin = typing.get_origin(target)
     args = typing.get_args(target)
     if origin in (typing.Union, types.UnionType):
-        is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-        if is_null and type(None) in args:
-            return None
+        # A real choice wins over "unset": model.norm=none means "no normalisation layer".
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:
                 return coerce(value, option, key)
             except UserError as error:
                 errors.append(str(error))
+        is_null = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_null and type(None) in args:
+            return None
         raise UserError(errors[-1])
     if origin is Literal:
         if isinstance(value, bool):  # YAML 1.1 reads yes/no/on/off/true/false as booleans

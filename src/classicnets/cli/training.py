@@ -29,6 +29,7 @@ RESUMABLE_KEYS = {
     "train.log_every_steps",
     "train.checkpoint_every_steps",
     "train.tensorboard",
+    "train.dist_backend",
     "data.root",
     "data.num_workers",
 }
@@ -95,6 +96,7 @@ def resume_config(run_dir: Path, overrides: list[str]) -> RunConfig:
 
 def run_train(args: argparse.Namespace) -> int:
     from classicnets.report import write_run_report
+    from classicnets.train.distributed import is_main_process
     from classicnets.train.loop import fit
 
     if args.resume is not None:
@@ -105,6 +107,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.preset, args.set)
         run_dir = fit(config, args.out, command=sys.argv)
+    if not is_main_process():  # under torchrun, rank 0 reports for the run
+        return 0
     report = write_run_report(run_dir)
     if config.train.tensorboard:
         from classicnets.report.tensorboard import log_final_figures

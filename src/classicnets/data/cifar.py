@@ -138,6 +138,8 @@ def _check_images(data: Any, path: Path) -> np.ndarray:
         array = array.reshape(len(array), CIFAR_PIXELS)
     if array.ndim != 2 or array.shape[1] != CIFAR_PIXELS:
         raise UserError(f"{path}: images must have shape (N, 3072), found {array.shape}")
+    if len(array) == 0:
+        raise UserError(f"{path}: holds no images (a truncated or re-packed batch?)")
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 255:
             raise UserError(f"{path}: pixels must be integers 0..255, found {array.dtype}")

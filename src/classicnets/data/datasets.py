@@ -70,7 +70,13 @@ def load_image(path: str) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return to_rgb(image)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as error:
         # PIL raises OSError for truncated files, SyntaxError for some broken headers.
         raise UnreadableImageError(path, str(error) or type(error).__name__) from None
 

@@ -5,6 +5,7 @@ as `previous.pt`, so a truncated or corrupt `last.pt` falls back to the one befo
 """
 
 import logging
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -22,10 +23,16 @@ def save_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = Fal
     """Save `state` at `path` atomically; with keep_previous, the old file becomes previous.pt."""
     if keep_previous and path.exists():
         previous = path.with_name("previous.pt")
+        temp = previous.with_suffix(".tmp")
         try:
-            shutil.copyfile(path, previous.with_suffix(".tmp"))
-            previous.with_suffix(".tmp").replace(previous)
+            temp.unlink(missing_ok=True)
+            try:  # a hard link copies nothing: the save below gives last.pt a new file
+                os.link(path, temp)
+            except OSError:
+                shutil.copyfile(path, temp)
+            temp.replace(previous)
         except OSError as error:
+            temp.unlink(missing_ok=True)
             raise UserError(
                 f"cannot write {previous}: {error.strerror}; {path} is intact"
             ) from None
@@ -36,6 +43,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint dict on the CPU; a missing, truncated or foreign file is a UserError."""
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")
+    _check_zip_records(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
@@ -46,6 +54,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not a classicnets checkpoint (no 'model' entry)")
     return state
+
+
+def _check_zip_records(path: Path) -> None:
+    """torch.load does not verify the CRCs of a checkpoint's zip records, so a flipped byte
+    inside a tensor would load silently; testzip reads every record and checks its CRC."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return  # not a readable zip: torch.load below names the problem
+    if damaged is not None:
+        raise UserError(f"{path} is corrupt (checksum mismatch in {damaged})")
 
 
 def load_resume_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
