@@ -98,8 +98,18 @@ class GridReport:
             subset = f"at most {data.limit_per_class} training images per class{total}"
         if data.limit:
             subset += f", at most {data.limit:,} in all"
+        varied = {o.partition("=")[0] for cell in self.result.grid.cells for o in cell.overrides}
+        models = [run.model_name for runs in self.runs.values() for run in runs[:1] if run.summary]
+        model = ", ".join(dict.fromkeys(models)) or config.model.name
+        knobs = [
+            f"{knob}={getattr(config.model, knob)}"
+            for knob in ("norm", "activation", "overlap_pool", "dropout", "init")
+            if getattr(config.model, knob) is not None and f"model.{knob}" not in varied
+        ]
+        if knobs:
+            model += f" ({', '.join(knobs)} for every cell)"
         return (
-            f"{config.model.name} on {data.name}: {subset}, val_fraction {data.val_fraction:g}, "
+            f"{model} on {data.name}: {subset}, val_fraction {data.val_fraction:g}, "
             f"epochs {config.train.epochs}, batch {config.train.batch_size}, {optim.name} "
             f"lr {optim.lr:g}, schedule {config.schedule.name}, augment {data.augment}; "
             f"{self.result.seeds} seed(s) per cell"
