@@ -211,8 +211,8 @@ def size_table(model: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['images']} | {1e3 * r['seconds_per_image']:.2f} "
-            f"| {r['relative_to_largest']:.3f} | {r['epoch_seconds']:.0f} |"
+            f"| {r['images']} | {1e3 * r['seconds_per_image']:.3g} "
+            f"| {r['relative_to_largest']:.3f} | {r['epoch_seconds']:.3g} |"
         )
     return lines
 

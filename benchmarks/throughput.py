@@ -14,7 +14,7 @@ within a round.
   seed      (d) the popular tutorial pipeline: a torchvision-style Dataset with per-image PIL
                 transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors
   eval      (e) evaluation images/s: classicnets.evaluate next to the tutorial's no_grad loop
-  layout        compute-only steps with the other memory format (channels_last on/off)
+  layout        compute-only steps of two model copies, contiguous and channels_last
   (f) peak resident memory of this process and of its DataLoader workers
 
     .venv/bin/python benchmarks/throughput.py --model vgg16_bn_cifar --batch-size 128
