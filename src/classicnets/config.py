@@ -109,7 +109,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off elsewhere
-    channels_last: Literal["auto", "yes", "no"] = "auto"  # auto: on CUDA
+    channels_last: Literal["auto", "yes", "no"] = "auto"  # auto: on (CUDA and CPU)
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     label_smoothing: float = 0.0
