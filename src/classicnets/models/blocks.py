@@ -6,6 +6,8 @@ from typing import Literal
 
 from torch import nn
 
+from classicnets.models.lrn import LocalResponseNorm
+
 Norm = Literal["lrn", "bn", "none"]
 Activation = Literal["relu", "tanh"]
 InitScheme = Literal["paper", "kaiming", "xavier", "torchvision"]
@@ -17,10 +19,10 @@ LRN_BETA = 0.75
 LRN_K = 2.0
 
 
-def paper_lrn() -> nn.LocalResponseNorm:
+def paper_lrn() -> LocalResponseNorm:
     """AlexNet §3.3 response normalisation, b = a / (k + alpha * sum(a^2))^beta over n maps."""
     # PyTorch divides alpha by n inside the sum, so pass n * alpha to get the paper's formula.
-    return nn.LocalResponseNorm(size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+    return LocalResponseNorm(size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
 
 
 def activation_layer(activation: Activation) -> nn.Module:

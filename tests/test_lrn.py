@@ -1,0 +1,57 @@
+"""The hand-written local response normalisation must match PyTorch's, values and gradients."""
+
+import pytest
+import torch
+from torch import nn
+
+from classicnets.models.lrn import LocalResponseNorm, channel_window_sum
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "memory_format"),
+    [
+        (5, 12, torch.contiguous_format),
+        (5, 12, torch.channels_last),
+        (4, 7, torch.contiguous_format),  # an even window is lopsided: 2 maps before, 1 after
+        (9, 3, torch.channels_last),  # a window wider than the maps there are
+        (1, 4, torch.contiguous_format),
+    ],
+)
+def test_values_and_gradients_match_pytorch(
+    size: int, channels: int, memory_format: torch.memory_format
+) -> None:
+    torch.manual_seed(0)
+    # Large activations make alpha * sum(a^2) comparable to k, so every term matters.
+    a = (torch.randn(3, channels, 5, 6) * 30).to(memory_format=memory_format)
+    upstream = torch.randn(3, channels, 5, 6)
+    ours = LocalResponseNorm(size, alpha=5e-3, beta=0.75, k=2.0)
+    reference = nn.LocalResponseNorm(size, alpha=5e-3, beta=0.75, k=2.0)
+    results = []
+    for module in (ours, reference):
+        x = a.clone().requires_grad_()
+        out = module(x)
+        out.backward(upstream)
+        assert x.grad is not None
+        results.append((out.detach(), x.grad))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_passes_gradcheck_in_double() -> None:
+    torch.manual_seed(0)
+    a = (torch.randn(2, 6, 3, 3, dtype=torch.float64) * 10).requires_grad_()
+    module = LocalResponseNorm(4, alpha=1e-2, beta=0.75, k=2.0)
+    assert torch.autograd.gradcheck(module, (a,))
+
+
+def test_channel_window_sum_counts_each_neighbour_once() -> None:
+    t = torch.arange(5.0).reshape(1, 5, 1, 1)  # maps hold 0, 1, 2, 3, 4
+    out = channel_window_sum(t, before=2, after=1).flatten().tolist()
+    assert out == [0 + 1, 0 + 1 + 2, 0 + 1 + 2 + 3, 1 + 2 + 3 + 4, 2 + 3 + 4]
+    assert torch.equal(t, torch.arange(5.0).reshape(1, 5, 1, 1))  # the input is not changed
+
+
+def test_other_shapes_fall_back_to_pytorch() -> None:
+    x = torch.randn(2, 6, 10)  # 1-D maps: not the 4-D case the fast path handles
+    module = LocalResponseNorm(3)
+    torch.testing.assert_close(module(x), nn.LocalResponseNorm(3)(x))
