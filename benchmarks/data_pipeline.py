@@ -9,10 +9,13 @@ run. A third line times our DataLoader path (per-sample seeded transforms) for c
 
 from __future__ import annotations
 
+# classicnets before torch, so its allocator setting (classicnets/__init__.py) takes effect.
+import classicnets  # noqa: F401
+
+# isort: split
 import argparse
 import datetime
 import os
-import platform
 import sys
 import time
 from collections.abc import Iterable
@@ -27,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from classicnets.config import DataConfig
 from classicnets.data import DatasetInfo, TensorImageDataset, build_loader
 from classicnets.data.cifar import CIFAR10_MEAN, CIFAR10_STD
+from classicnets.train.run_folder import cpu_name
 
 INFO = DatasetInfo("cifar10", [str(i) for i in range(10)], 32, CIFAR10_MEAN, CIFAR10_STD)
 
@@ -49,17 +53,6 @@ def images_per_second(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> t
     for x, _ in batches:
         count += len(x)
     return count / (time.perf_counter() - start), count
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -75,16 +75,25 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), for env.json and the benchmarks."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
     """Versions, device and code revision, saved as env.json."""
     import torchvision
 
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = platform.processor() or platform.machine()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "command": list(command),
         "git_commit": commit,
@@ -96,6 +105,7 @@ def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
         "device": str(device),
         "device_name": device_name,
         "cpu_threads": torch.get_num_threads(),
+        "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "started": datetime.now().isoformat(timespec="seconds"),
