@@ -1,7 +1,7 @@
 """The recipes of transforms.py, batched on (B, 3, H, W) tensors on any device.
 
 Each random draw comes from a CPU torch.Generator passed in (so the values do not depend on the
-device) and is moved to the images' device; nothing loops over images in Python.
+device) and is moved to the images' device with `to_device`; nothing loops over images in Python.
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ from torch import Tensor
 from torchvision.ops import roi_align
 
 from classicnets.data.transforms import LIGHTING_ALPHA_STD, RRC_RATIO, RRC_SCALE
+
+
+def to_device(draws: Tensor, device: torch.device) -> Tensor:
+    """A small CPU tensor of random draws on `device`, without making the host wait for the GPU.
+
+    A copy from ordinary (pageable) memory to CUDA blocks until the queued kernels finish; from
+    pinned memory it is queued like a kernel (PyTorch keeps the pinned block alive until then).
+    """
+    if device.type != "cuda" or draws.device.type != "cpu":
+        return draws.to(device)
+    return draws.pin_memory().to(device, non_blocking=True)
 
 
 def resize_square(images: Tensor, side: int) -> Tensor:
@@ -34,12 +45,13 @@ def crop_at(
     One gather over the flattened pixels does both (mirroring just reverses the column index).
     """
     batch, channels, height, width = images.shape
-    steps = torch.arange(size, device=images.device)
-    rows = top.to(images.device)[:, None] + steps  # (B, size)
+    device = images.device
+    steps = torch.arange(size, device=device)
+    rows = to_device(top, device)[:, None] + steps  # (B, size)
     column_steps = steps.expand(batch, size)
     if flip is not None:
-        column_steps = torch.where(flip.to(images.device)[:, None], size - 1 - steps, steps)
-    columns = left.to(images.device)[:, None] + column_steps  # (B, size)
+        column_steps = torch.where(to_device(flip, device)[:, None], size - 1 - steps, steps)
+    columns = to_device(left, device)[:, None] + column_steps  # (B, size)
     index = (rows * width)[:, :, None] + columns[:, None, :]  # (B, size, size) flat positions
     flat = images.reshape(batch, channels, height * width)
     crops = flat.gather(2, index.view(batch, 1, size * size).expand(batch, channels, -1))
@@ -55,7 +67,7 @@ def center_crop(images: Tensor, size: int) -> Tensor:
 
 def flip_some(images: Tensor, flip: Tensor) -> Tensor:
     """Mirror, in place, the images where `flip` (B,) is True; returns `images`."""
-    chosen = flip.nonzero().flatten().to(images.device)
+    chosen = to_device(flip.nonzero().flatten(), images.device)  # nonzero on CPU: no GPU sync
     images[chosen] = images[chosen].flip(-1)
     return images
 
@@ -82,7 +94,7 @@ def boxes_crop(images: Tensor, boxes: Tensor, size: int) -> Tensor:
     roi_align averages ceil(box / size) samples per output pixel, so shrinking is antialiased.
     """
     indices = torch.arange(len(images), dtype=torch.float32)[:, None]
-    rois = torch.cat([indices, boxes.to(torch.float32)], dim=1).to(images.device)
+    rois = to_device(torch.cat([indices, boxes.to(torch.float32)], dim=1), images.device)
     crops: Tensor = roi_align(images.float(), rois, (size, size), spatial_scale=1.0, aligned=True)
     return crops
 
@@ -161,7 +173,7 @@ def normalise(images: Tensor, mean: Tensor, std: Tensor, shift: Tensor | None = 
     """
     x = images.float() * (1.0 / 255.0)  # a new tensor: the caller's images stay untouched
     if shift is not None:  # (B, 3) per-image shifts, training batches only
-        x = x.add_(shift.to(x.device).view(-1, 3, 1, 1))
+        x = x.add_(to_device(shift, x.device).view(-1, 3, 1, 1))
     return x.sub_(mean.view(3, 1, 1)).div_(std.view(3, 1, 1))
 
 

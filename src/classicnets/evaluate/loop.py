@@ -52,11 +52,16 @@ class EvalResult:
         return [float(v) for v in (100.0 * correct / totals)]
 
 
-def _forward_views(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_views(
+    model: nn.Module, x: torch.Tensor, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean log-probabilities over test-time views, and the scores used for ranking."""
     if x.ndim == 5:
         batch, views = x.shape[:2]
-        logits = model(x.flatten(0, 1)).float()  # (N*V, K)
+        views_batch = x.flatten(0, 1)
+        if channels_last:
+            views_batch = views_batch.contiguous(memory_format=torch.channels_last)
+        logits = model(views_batch).float()  # (N*V, K)
         probs = logits.softmax(dim=1).view(batch, views, -1).mean(dim=1)
         return probs.clamp_min(1e-12).log(), probs
     logits = model(x).float()
@@ -92,7 +97,7 @@ def evaluate(
             dtype=precision.amp_dtype or torch.float32,
             enabled=precision.amp_dtype is not None,
         ):
-            log_probs, scores = _forward_views(model, x)
+            log_probs, scores = _forward_views(model, x, precision.channels_last)
         loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
         hit1, hit5 = topk_correct(scores, y, ks=(1, 5))
         top1 += hit1

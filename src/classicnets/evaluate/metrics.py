@@ -22,9 +22,15 @@ def topk_correct(
 def confusion_matrix(
     predictions: torch.Tensor, targets: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
-    """(num_classes, num_classes) counts; rows are true classes, columns predicted ones."""
+    """(num_classes, num_classes) counts; rows are true classes, columns predicted ones.
+
+    A scatter-add rather than torch.bincount, whose CUDA kernel reads the largest value back to
+    the host (a sync per evaluation batch).
+    """
     flat = targets * num_classes + predictions
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+    counts = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=flat.device)
+    counts.index_add_(0, flat, torch.ones_like(flat, dtype=torch.int64))
+    return counts.view(num_classes, num_classes)
 
 
 class RunningMean:
