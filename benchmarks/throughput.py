@@ -12,7 +12,9 @@ within a round.
   pipeline  (c) classicnets as users run it: RunParts from build_run_parts, then
                 train_one_epoch (in-memory loader, crop + flip augmentation, the real step)
   seed      (d) the popular tutorial pipeline: a torchvision-style Dataset with per-image PIL
-                transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors
+                transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors, and
+                the model as a tutorial writes it: torch's nn.LocalResponseNorm where classicnets
+                has its own LRN gradient (models/lrn.py); the same model otherwise
   eval      (e) evaluation images/s: classicnets.evaluate next to the tutorial's no_grad loop
   layout        compute-only steps of two model copies, contiguous and channels_last
   (f) peak resident memory of this process and of its DataLoader workers
@@ -22,13 +24,16 @@ within a round.
 
 from __future__ import annotations
 
+# classicnets before torch, so its allocator setting (classicnets/__init__.py) takes effect.
+import classicnets  # noqa: F401
+
+# isort: split
 import argparse
 import copy
 import datetime
 import itertools
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -52,8 +57,10 @@ from classicnets.config import RunConfig, load_config
 from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
 from classicnets.models import build_model
+from classicnets.models.lrn import LocalResponseNorm
 from classicnets.train.loop import EpochSums, StopFlag, TrainState, train_one_epoch
 from classicnets.train.optim import current_lr
+from classicnets.train.run_folder import cpu_name
 from classicnets.train.setup import RunParts, build_run_parts
 
 MODES = ("matmul", "compute", "pipeline", "seed", "eval", "layout")
@@ -72,17 +79,6 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_description(device: torch.device) -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
@@ -93,6 +89,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
+        "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "device": str(device),
     }
 
@@ -464,12 +461,23 @@ def _layout_measure(
     return measure
 
 
+def tutorial_model(name: str, num_classes: int) -> nn.Module:
+    """The registry model as a tutorial writes it: nn.LocalResponseNorm layers, not ours."""
+    model = build_model(name, num_classes=num_classes)
+    for module in list(model.modules()):
+        for child_name, child in module.named_children():
+            if isinstance(child, LocalResponseNorm):
+                torch_lrn = nn.LocalResponseNorm(child.size, child.alpha, child.beta, child.k)
+                setattr(module, child_name, torch_lrn)
+    return model
+
+
 def _seed_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str, float]]:
     """The tutorial pipeline with its own model (contiguous, fp32) and a fresh DataLoader
     iterator each round: one untimed step starts the workers, then `steps` timed steps."""
     device = parts.precision.device
     info = parts.info
-    model = build_model(settings.model, num_classes=len(info.classes)).to(device)
+    model = tutorial_model(settings.model, len(info.classes)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     loader = tutorial_loader(
         parts.splits.train, info.mean, info.std, settings.batch_size, settings.workers, train=True
@@ -503,7 +511,7 @@ def _eval_measures(
         seed=config.train.seed,
         device=device,
     )
-    tutorial_model = build_model(settings.model, num_classes=len(info.classes)).to(device)
+    model = tutorial_model(settings.model, len(info.classes)).to(device)
     tutorial = tutorial_loader(
         parts.splits.test, info.mean, info.std, settings.batch_size, settings.workers, train=False
     )
@@ -522,10 +530,10 @@ def _eval_measures(
 
     def measure_tutorial() -> dict[str, float]:
         batches = iter(tutorial)
-        tutorial_eval_batches(tutorial_model, batches, 1, device)
+        tutorial_eval_batches(model, batches, 1, device)
         synchronize(device)
         start = time.perf_counter()
-        tutorial_eval_batches(tutorial_model, batches, count, device)
+        tutorial_eval_batches(model, batches, count, device)
         synchronize(device)
         seconds = time.perf_counter() - start
         del batches
