@@ -56,8 +56,8 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
     dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     if cfg.channels_last == "auto":
         # oneDNN's CPU convolutions are fastest on NHWC tensors too: 1.18-1.20x per training
-        # step for vgg16_bn_cifar and alexnet_bn_cifar; models with LRN lose ~10% (LRN is not
-        # layout-aware; benchmarks/RESULTS.md, Throughput).
+        # step for vgg16_bn_cifar and alexnet_bn_cifar; our LRN (models/lrn.py) runs as fast
+        # in either layout (benchmarks/RESULTS.md, Throughput).
         channels_last = device.type in ("cuda", "cpu")
     else:
         channels_last = cfg.channels_last == "yes"
