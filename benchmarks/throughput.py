@@ -58,10 +58,11 @@ from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
 from classicnets.models import build_model
 from classicnets.models.lrn import LocalResponseNorm
-from classicnets.train.loop import EpochSums, StopFlag, TrainState, train_one_epoch
+from classicnets.train.loop import train_one_epoch
 from classicnets.train.optim import current_lr
 from classicnets.train.run_folder import cpu_name
 from classicnets.train.setup import RunParts, build_run_parts
+from classicnets.train.state import EpochSums, StopFlag, TrainState
 
 MODES = ("matmul", "compute", "pipeline", "seed", "eval", "layout")
 MATMUL_SIZE = 2048

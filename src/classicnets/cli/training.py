@@ -74,7 +74,7 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 def resume_config(run_dir: Path, overrides: list[str]) -> RunConfig:
     """The run's own config, with only the keys that may change on resume overridden."""
-    from classicnets.train.loop import load_run_config
+    from classicnets.train.run_folder import load_run_config
 
     saved = load_run_config(run_dir)
     refused = [key for key in override_keys(overrides) if key not in RESUMABLE_KEYS]

@@ -8,14 +8,10 @@ Under torchrun the same loop runs on every rank (train/distributed.py has the ru
 
 import json
 import logging
-import math
 import shutil
-import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -26,12 +22,11 @@ from classicnets.config import (
     RunConfig,
     TrainConfig,
     config_from_dict,
-    config_to_dict,
     read_yaml,
     save_config,
 )
 from classicnets.errors import UserError
-from classicnets.evaluate.metrics import EpochRecord, RunningMean, topk_correct
+from classicnets.evaluate.metrics import EpochRecord, topk_correct
 from classicnets.train.checkpoint import load_resume_checkpoint, save_checkpoint
 from classicnets.train.distributed import (
     DistContext,
@@ -42,109 +37,28 @@ from classicnets.train.distributed import (
     gather_to_main,
     global_batch_count,
     rank_loss,
-    sum_across,
     sync_buffers,
 )
 from classicnets.train.losses import classification_loss, main_logits
 from classicnets.train.optim import Schedule, current_lr
-from classicnets.train.run_folder import MetricsLog, write_json
+from classicnets.train.run_folder import (
+    MetricsLog,
+    load_run_config,
+    log_tensorboard,
+    tensorboard_writer,
+)
 from classicnets.train.seeding import restore_rng_state, rng_state
 from classicnets.train.setup import RunParts, build_run_parts, final_test, start_run_folder
+from classicnets.train.state import (
+    EpochSums,
+    StopFlag,
+    TrainState,
+    check_finite,
+    checkpoint_dict,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
-
-
-class DivergedError(UserError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class StopFlag:
-    """Set by Ctrl-C (SIGINT): the loop finishes its step, saves last.pt and returns."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> "StopFlag":
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        log.warning("Ctrl-C: finishing this step and saving checkpoints/last.pt ...")
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-@dataclass
-class TrainState:
-    """Progress that a checkpoint must carry besides the model and optimizer."""
-
-    epochs_done: int = 0
-    batches_done: int = 0  # in the epoch after `epochs_done`; > 0 only for mid-epoch saves
-    global_step: int = 0
-    best_top1: float | None = None
-    best_epoch: int | None = None
-    stale_epochs: int = 0  # epochs since the best, for early stopping
-    wall_seconds: float = 0.0
-    train_seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    partial: dict[str, Any] = field(default_factory=dict)  # running sums of a half-done epoch
-
-
-@dataclass
-class EpochSums:
-    """Running sums of one epoch; a mid-epoch checkpoint carries them to the resumed run."""
-
-    lr: float  # at the epoch's first step
-    loss: RunningMean
-    correct: RunningMean
-    seconds: float = 0.0
-
-    @classmethod
-    def start(
-        cls, lr: float, device: torch.device, partial: dict[str, Any], with_sums: bool = True
-    ) -> "EpochSums":
-        """Fresh sums, or those of a half-done epoch; `with_sums` False leaves its sums out
-        (the saved sums are over all ranks, and only rank 0 carries them on)."""
-        sums = cls(lr, RunningMean(device), RunningMean(device))
-        if partial:
-            sums.lr = float(partial["lr"])
-            sums.seconds = float(partial["seconds"])
-            if with_sums:
-                sums.loss.load(partial["loss"])
-                sums.correct.load(partial["correct"])
-        return sums
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "loss": self.loss.state(),
-            "correct": self.correct.state(),
-            "seconds": self.seconds,
-        }
-
-    def reduced(self, ctx: DistContext, stop: bool = False) -> tuple["EpochSums", bool]:
-        """The sums over all ranks (this rank's clock), and whether any rank asked to stop."""
-        if not ctx.is_distributed:
-            return self, stop
-        device = self.loss.total.device
-        counts = torch.tensor([self.loss.count, float(stop)], dtype=torch.float64, device=device)
-        values = sum_across(
-            torch.cat([self.loss.total.view(1), self.correct.total.view(1), counts]), ctx
-        )
-        loss_total, correct_total, count, stops = values.tolist()
-        total = EpochSums(self.lr, RunningMean(device), RunningMean(device), self.seconds)
-        total.loss.load({"total": loss_total, "count": int(count)})
-        total.correct.load({"total": correct_total, "count": int(count)})
-        return total, stops > 0
 
 
 def fit(
@@ -230,7 +144,7 @@ def _fit(
         )
         run_dir = _shared_path(broadcast_from_main(created, ctx))
     metrics = MetricsLog(run_dir, state.history) if ctx.is_main else None
-    writer = _tensorboard_writer(config.train, run_dir) if ctx.is_main else None
+    writer = tensorboard_writer(config.train, run_dir) if ctx.is_main else None
     clock = time.perf_counter()
     base_wall = state.wall_seconds
     status = "running"
@@ -251,7 +165,7 @@ def _fit(
         barrier(ctx)  # rank 0 has written best.pt, which every rank reads for the test
         test = final_test(config, parts, run_dir) if status == "complete" else None
         if ctx.is_main:
-            _write_summary(config, parts, state, run_dir, status, test)
+            write_summary(config, parts, state, run_dir, status, test)
     except BaseException as error:
         if ctx.is_main:
             _record_failure(config, parts, state, run_dir, error)
@@ -283,7 +197,7 @@ def _record_failure(
     """Mark summary.json interrupted (Ctrl-C twice) or failed; never mask the error itself."""
     status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
     try:
-        _write_summary(config, parts, state, run_dir, status, None)
+        write_summary(config, parts, state, run_dir, status, None)
     except (UserError, OSError):  # e.g. the disk that stopped the run is still full
         log.debug("could not mark %s as %s", run_dir, status)
 
@@ -310,13 +224,13 @@ def _run_epochs(
         state.partial = mid_epoch.reduced(ctx)[0].state() if mid_epoch is not None else {}
         rank_rng = gather_to_main(rng_state(), ctx)  # each rank's dropout stream
         if ctx.is_main:
-            checkpoint = _checkpoint_dict(config, parts, state)
+            checkpoint = checkpoint_dict(config, parts, state)
             if ctx.is_distributed:
                 checkpoint["rank_rng"] = rank_rng
             save_checkpoint(checkpoint, run_dir / "checkpoints/last.pt", keep_previous=True)
 
     if ctx.is_main:
-        _write_summary(config, parts, state, run_dir, "running", None)
+        write_summary(config, parts, state, run_dir, "running", None)
     for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
         sums = EpochSums.start(
             current_lr(parts.optimizer), parts.precision.device, state.partial, ctx.is_main
@@ -352,13 +266,13 @@ def _run_epochs(
         if metrics is not None:  # rank 0
             if is_best:
                 save_checkpoint(
-                    _checkpoint_dict(config, parts, state, weights_only=True),
+                    checkpoint_dict(config, parts, state, weights_only=True),
                     run_dir / "checkpoints/best.pt",
                 )
             metrics.append(record)
             log.info(record.summary_line())
         if writer is not None:
-            _log_tensorboard(writer, record)
+            log_tensorboard(writer, record)
         if cfg.early_stop_patience and state.stale_epochs >= cfg.early_stop_patience:
             log.info("early stop: no val top-1 gain for %d epochs", state.stale_epochs)
             break
@@ -451,7 +365,7 @@ def _show_progress(
 ) -> bool:
     """Check and show the running loss over all ranks; True if any rank asked to stop."""
     total, any_stop = sums.reduced(ctx, stop_requested)
-    _check_finite(total, epoch, state)
+    check_finite(total, epoch, state)
     bar.set_postfix(
         loss=f"{total.loss.value():.3f}",
         top1=f"{100 * total.correct.value():.1f}",
@@ -459,15 +373,6 @@ def _show_progress(
         img_s=f"{total.loss.count / max(total.seconds, 1e-9):.0f}",
     )
     return any_stop
-
-
-def _check_finite(sums: EpochSums, epoch: int, state: TrainState) -> None:
-    value = sums.loss.value()
-    if not math.isfinite(value):
-        raise DivergedError(
-            f"the training loss became {value} in epoch {epoch} (step {state.global_step}); "
-            "stopped, keeping the last good checkpoint. Try a lower optim.lr or train.grad_clip"
-        )
 
 
 def _end_epoch(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
@@ -494,96 +399,6 @@ def _end_epoch(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
         epoch_seconds=sums.seconds,
         images_per_second=sums.loss.count / max(sums.seconds, 1e-9),
     )
-
-
-def _checkpoint_dict(
-    config: RunConfig, parts: RunParts, state: TrainState, weights_only: bool = False
-) -> dict[str, Any]:
-    """Everything a resume needs; best.pt keeps only the weights and what describes them."""
-    checkpoint: dict[str, Any] = {
-        "model": parts.raw_model.state_dict(),
-        "config": config_to_dict(config),
-        "classes": list(parts.info.classes),
-        "mean": list(parts.info.mean),
-        "std": list(parts.info.std),
-        "image_size": parts.info.image_size,
-        "epoch": state.epochs_done,
-        "best_top1": state.best_top1,
-    }
-    if not weights_only:
-        checkpoint.update(
-            optimizer=parts.optimizer.state_dict(),
-            schedule=parts.schedule.state_dict(),
-            scaler=parts.scaler.state_dict(),
-            train_state=asdict(state),
-            rng=rng_state(),
-        )
-    return checkpoint
-
-
-def _write_summary(
-    config: RunConfig,
-    parts: RunParts,
-    state: TrainState,
-    run_dir: Path,
-    status: str,
-    test: dict[str, Any] | None,
-) -> None:
-    last = state.history[-1] if state.history else {}
-    seconds = state.train_seconds
-    images = sum(row["images_per_second"] * row["epoch_seconds"] for row in state.history)
-    write_json(
-        run_dir / "summary.json",
-        {
-            "status": status,
-            "model": config.model.name,
-            "dataset": config.data.name,
-            "num_classes": len(parts.info.classes),
-            "classes": list(parts.info.classes),
-            "params": parts.params,
-            "macs": parts.macs,
-            "input_size": [3, parts.info.image_size, parts.info.image_size],
-            "epochs": state.epochs_done,
-            "epochs_planned": config.train.epochs,
-            "best_top1": state.best_top1,
-            "best_epoch": state.best_epoch,
-            "last_top1": last.get("val_top1"),
-            "test_top1": test["top1"] if test else None,
-            "test_top5": test["top5"] if test else None,
-            "test_loss": test["loss"] if test else None,
-            "wall_seconds": round(state.wall_seconds, 2),
-            "seed": config.train.seed,
-            "images_per_second": images / seconds if seconds > 0 else None,
-        },
-    )
-
-
-def _tensorboard_writer(cfg: TrainConfig, run_dir: Path) -> Any:
-    if not cfg.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UserError(
-            "train.tensorboard=true needs TensorBoard: pip install 'classicnets[tensorboard]'"
-        ) from None
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def _log_tensorboard(writer: Any, record: EpochRecord) -> None:
-    for name, value in record.to_dict().items():
-        if name != "epoch" and value is not None:
-            writer.add_scalar(name, value, record.epoch)
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The resolved config saved in a run folder."""
-    from classicnets.config import read_yaml
-
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise UserError(f"{run_dir} is not a run folder (no config.yaml)")
-    return config_from_dict(read_yaml(path))
 
 
 __all__ = ["Schedule", "fit", "load_run_config", "train_one_epoch"]

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from classicnets.atomic import atomic_write_text
+from classicnets.config import RunConfig, TrainConfig, config_from_dict, read_yaml
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import EpochRecord
 
@@ -164,3 +165,30 @@ class Stopwatch:
 
     def elapsed(self) -> float:
         return self.now() - self.start
+
+
+def tensorboard_writer(cfg: TrainConfig, run_dir: Path) -> Any:
+    """A SummaryWriter on run_dir/tensorboard when train.tensorboard is on, else None."""
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "train.tensorboard=true needs TensorBoard: pip install 'classicnets[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+def log_tensorboard(writer: Any, record: EpochRecord) -> None:
+    for name, value in record.to_dict().items():
+        if name != "epoch" and value is not None:
+            writer.add_scalar(name, value, record.epoch)
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config saved in a run folder."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.yaml)")
+    return config_from_dict(read_yaml(path))
