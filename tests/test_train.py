@@ -195,3 +195,23 @@ def test_predict_prints_top_classes_and_rejects_non_images(
     not_image.write_text("hello")
     assert main(["predict", str(run_dir), str(not_image)]) == 2
     assert "cannot read image" in capsys.readouterr().err
+
+
+def test_without_a_terminal_progress_is_a_line_every_tenth_of_an_epoch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pytest's stderr is not a terminal, so tqdm draws nothing, as under nohup.
+    shown = ["train.progress=true", "data.synthetic_count=240", "train.batch_size=9"]
+    with caplog.at_level("INFO", logger="classicnets.train.loop"):
+        fit(smoke("train.epochs=1", *shown), tmp_path / "shown")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1 step")]
+    positions = [line.split()[3].split("/") for line in lines]
+    total = 20  # 180 training images (val_fraction 0.25) in batches of 9
+    assert {int(of) for _, of in positions} == {total}
+    assert [int(step) for step, _ in positions] == list(range(2, total, 2))
+    assert all("loss=" in line and "img_s=" in line for line in lines)
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="classicnets.train.loop"):
+        fit(smoke("train.epochs=1", "train.progress=false"), tmp_path / "quiet")
+    assert not [r for r in caplog.records if r.getMessage().startswith("epoch 1 step")]

@@ -305,6 +305,9 @@ def train_one_epoch(
         leave=False,
         dynamic_ncols=True,
     )
+    # Without a terminal (nohup, a batch job) tqdm draws nothing: print a line every tenth
+    # of the epoch instead, so a log shows progress long before the epoch ends.
+    text_every = max(1, len(loader) // 10) if cfg.progress and ctx.is_main and bar.disable else 0
     started = time.perf_counter()
     agreed_stop = False
     for x, y in loader.epoch(epoch, start_batch=state.batches_done):
@@ -336,10 +339,17 @@ def train_one_epoch(
         state.batches_done += 1
         state.global_step += 1
         bar.update(1)
-        if state.batches_done % cfg.log_every_steps == 0 or state.batches_done == len(loader):
+        show_text = bool(text_every) and state.batches_done % text_every == 0
+        if (
+            state.batches_done % cfg.log_every_steps == 0
+            or state.batches_done == len(loader)
+            or show_text
+        ):
             sums.seconds += time.perf_counter() - started
             started = time.perf_counter()
             agreed_stop = _show_progress(bar, sums, optimizer, epoch, state, ctx, stop.requested)
+            if show_text and state.batches_done < len(loader):
+                log.info(f"epoch {epoch} step {state.batches_done}/{len(loader)} | {bar.postfix}")
         if (agreed_stop if ctx.is_distributed else stop.requested) or (
             stop_after_steps is not None and state.global_step >= stop_after_steps
         ):
@@ -366,12 +376,13 @@ def _show_progress(
     """Check and show the running loss over all ranks; True if any rank asked to stop."""
     total, any_stop = sums.reduced(ctx, stop_requested)
     check_finite(total, epoch, state)
-    bar.set_postfix(
-        loss=f"{total.loss.value():.3f}",
-        top1=f"{100 * total.correct.value():.1f}",
-        lr=f"{current_lr(optimizer):.2g}",
-        img_s=f"{total.loss.count / max(total.seconds, 1e-9):.0f}",
-    )
+    shown = {  # a dict keeps this order; tqdm sorts keyword arguments
+        "loss": f"{total.loss.value():.3f}",
+        "top1": f"{100 * total.correct.value():.1f}",
+        "lr": f"{current_lr(optimizer):.2g}",
+        "img_s": f"{total.loss.count / max(total.seconds, 1e-9):.0f}",
+    }
+    bar.set_postfix(shown)
     return any_stop
 
 
