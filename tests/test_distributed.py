@@ -379,8 +379,11 @@ def test_two_columns_on_one_device_are_the_grouped_model(name, one_thread):
 
 def test_columns_see_only_the_maps_the_paper_gives_them():
     columns = split_columns(build_model("alexnet", num_classes=10), [CPU, CPU])
-    assert columns.exchanges == ["boundary", "boundary", "all"]  # LRN, LRN, before conv3
+    assert len(columns.columns[0].stages) == 2  # one exchange in the conv layers: before conv3
     for column in columns.columns:
+        # §3.3 on two GPUs: each column's LRN sums over its own maps only
+        norms = [m for m in column.modules() if isinstance(m, nn.LocalResponseNorm)]
+        assert len(norms) == 2 and all(getattr(m, "groups", 1) == 1 for m in norms)
         convs = [m for m in column.modules() if isinstance(m, nn.Conv2d)]
         # §3.2/Fig. 2: conv2, conv4, conv5 read their own column's maps; conv3 reads both
         assert [c.in_channels for c in convs] == [3, 48, 256, 192, 192]

@@ -55,3 +55,29 @@ def test_other_shapes_fall_back_to_pytorch() -> None:
     x = torch.randn(2, 6, 10)  # 1-D maps: not the 4-D case the fast path handles
     module = LocalResponseNorm(3)
     torch.testing.assert_close(module(x), nn.LocalResponseNorm(3)(x))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_groups_normalise_each_group_of_maps_on_its_own(
+    memory_format: torch.memory_format,
+) -> None:
+    torch.manual_seed(0)
+    a = (torch.randn(2, 12, 4, 4) * 30).to(memory_format=memory_format)
+    upstream = torch.randn(2, 12, 4, 4)
+    grouped = LocalResponseNorm(5, alpha=5e-3, beta=0.75, k=2.0, groups=2)
+    single = nn.LocalResponseNorm(5, alpha=5e-3, beta=0.75, k=2.0)
+    x = a.clone().requires_grad_()
+    grouped(x).backward(upstream)
+    halves = [a[:, :6].clone().requires_grad_(), a[:, 6:].clone().requires_grad_()]
+    expected = torch.cat([single(h) for h in halves], dim=1)
+    expected.backward(upstream)
+    torch.testing.assert_close(grouped(a), expected.detach())
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, torch.cat([h.grad for h in halves], dim=1))  # type: ignore[misc]
+    # the maps next to the boundary differ from a normalisation across it
+    assert not torch.allclose(grouped(a)[:, 5], single(a)[:, 5])
+
+
+def test_maps_that_do_not_split_into_the_groups_are_refused() -> None:
+    with pytest.raises(ValueError, match="do not split into 2 groups"):
+        LocalResponseNorm(5, groups=2)(torch.randn(1, 5, 2, 2))

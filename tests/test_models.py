@@ -179,9 +179,13 @@ def test_lrn_equals_paper_equation() -> None:
     a = torch.randn(2, 12, 5, 5) * 40
     expected = paper_lrn_reference(a, k=2.0, n=5, alpha=1e-4, beta=0.75)
     torch.testing.assert_close(paper_lrn()(a), expected)
+    # The paper's two-column AlexNet normalises each column's maps on their own (§3.2, §3.3).
     lrn_in_alexnet = build_on_meta("alexnet", 10).features[2]
     assert isinstance(lrn_in_alexnet, nn.LocalResponseNorm)
-    torch.testing.assert_close(lrn_in_alexnet(a), expected)
+    per_column = [paper_lrn_reference(h, k=2.0, n=5, alpha=1e-4, beta=0.75) for h in a.chunk(2, 1)]
+    torch.testing.assert_close(lrn_in_alexnet(a), torch.cat(per_column, dim=1))
+    lrn_in_one_tower = build_on_meta("alexnet_onetower", 10).features[2]
+    torch.testing.assert_close(lrn_in_one_tower(a), expected)
     naive = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # PyTorch divides alpha by n
     assert not torch.allclose(naive(a), expected, rtol=1e-3)
 

@@ -25,6 +25,7 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import MODELS
+from classicnets.models.lrn import LocalResponseNorm
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ def _features(
 ) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_channels = 3
+    # §3.2: the paper's layout keeps half of every layer on each GPU, and each GPU normalised
+    # its own maps (§3.3); grouped LRN does the same on one device.
+    columns = 2 if any(conv.groups == 2 for conv in layout.convs) else 1
     for index, conv in enumerate(layout.convs):
         layers.append(
             nn.Conv2d(
@@ -173,7 +177,7 @@ def _features(
             layers.append(nn.BatchNorm2d(conv.out_channels))
         layers.append(activation_layer(activation))
         if norm == "lrn" and index in LRN_AFTER:
-            layers.append(paper_lrn())  # §3.3: applied after the ReLU
+            layers.append(paper_lrn(groups=columns))  # §3.3: applied after the ReLU
         if index in POOL_AFTER:
             # §3.4: overlapping pooling, z=3, s=2; the ablation uses z=s=2 (same output size).
             if overlap_pool:
@@ -258,12 +262,8 @@ class TwoColumnAlexNet(nn.Module):
 
     Built from a grouped AlexNet by `split_columns`, it computes the same function, and its
     state_dict has the grouped model's keys and shapes, so checkpoints load into either.
-    Activations cross between devices before conv3, fc6, fc7 and fc8, as in the paper.
-
-    Deviations: in the response normalisation after conv1 and conv2, the two maps on each
-    side of the column boundary are normalised with their neighbours across it, as in the
-    grouped model, whose normalisation runs over all 96 (256) maps; so those maps cross over
-    too. On the paper's GPUs each column normalised its own maps.
+    Activations cross between devices before conv3, fc6, fc7 and fc8, as in the paper; each
+    column normalises its own maps (§3.3), as the grouped model's LRN (groups=2) does.
     """
 
     def __init__(self, grouped: AlexNet) -> None:
@@ -272,14 +272,8 @@ class TwoColumnAlexNet(nn.Module):
         convs = [i for i, layer in enumerate(features) if isinstance(layer, nn.Conv2d)]
         if tuple(getattr(features[i], "groups", 0) for i in convs) != COLUMN_GROUPS:
             raise UserError("only the two-column AlexNet (alexnet, alexnet_bn) has columns")
-        norms = [i for i, layer in enumerate(features) if isinstance(layer, nn.LocalResponseNorm)]
-        self.lrn = features[norms[0]] if norms else None
-        # Cut the layers where the columns exchange maps: at each response normalisation
-        # (the maps next to the boundary) and before conv3 (all maps).
-        self.exchanges = ["boundary"] * len(norms) + ["all"]
-        starts, stops = [0] + [i + 1 for i in norms], [*norms, convs[2]]
-        stages = [range(a, b) for a, b in zip(starts, stops, strict=True)]
-        stages.append(range(convs[2], len(features)))
+        # The columns exchange maps once in the conv layers: before conv3, which sees all maps.
+        stages = [range(0, convs[2]), range(convs[2], len(features))]
         linears = [i for i, layer in enumerate(classifier) if isinstance(layer, nn.Linear)]
         blocks = [range(linears[0], linears[1]), range(linears[1], linears[2])]
         with torch.device("meta"):  # shapes only: the grouped weights are loaded below
@@ -313,10 +307,9 @@ class TwoColumnAlexNet(nn.Module):
         columns = cast(list[AlexNetColumn], list(self.columns))
         devices = [next(column.parameters()).device for column in columns]
         maps = [x.to(device) for device in devices]  # every GPU reads the whole image
-        for stage, exchange in enumerate(self.exchanges):
-            maps = [column.stages[stage](m) for column, m in zip(columns, maps, strict=True)]
-            maps = self._normalise(maps) if exchange == "boundary" else _gather(maps, devices)
-        maps = [column.stages[-1](m) for column, m in zip(columns, maps, strict=True)]
+        maps = [column.stages[0](m) for column, m in zip(columns, maps, strict=True)]
+        maps = _gather(maps, devices)
+        maps = [column.stages[1](m) for column, m in zip(columns, maps, strict=True)]
         # (N, 128, 6, 6) per column -> (N, 4608); each fc6 neuron sees both columns' 9216
         flat = [torch.flatten(self.avgpool(m), 1) for m in maps]
         for block in range(2):  # fc6, fc7 (§3.2: FC neurons see the whole layer below)
@@ -324,16 +317,6 @@ class TwoColumnAlexNet(nn.Module):
             flat = [column.hidden[block](m) for column, m in zip(columns, flat, strict=True)]
         logits: torch.Tensor = self.fc8(_gather(flat, devices[:1])[0])
         return logits.to(x.device)
-
-    def _normalise(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The grouped model's normalisation over both columns' maps: each column borrows the
-        maps within half a window of the boundary from the other."""
-        assert isinstance(self.lrn, nn.LocalResponseNorm)
-        left, right = maps
-        halo = self.lrn.size // 2
-        left_in = torch.cat([left, right[:, :halo].to(left.device)], dim=1)
-        right_in = torch.cat([left[:, -halo:].to(right.device), right], dim=1)
-        return [self.lrn(left_in)[:, :-halo], self.lrn(right_in)[:, halo:]]
 
 
 def _merge_columns(module: nn.Module, state: dict[str, Any], prefix: str, _: object) -> None:
@@ -377,6 +360,8 @@ def _half(layer: nn.Module) -> nn.Module:
         return nn.BatchNorm2d(layer.num_features // 2, eps=layer.eps, momentum=layer.momentum)
     if isinstance(layer, nn.Linear):
         return nn.Linear(layer.in_features, layer.out_features // 2, bias=layer.bias is not None)
+    if isinstance(layer, LocalResponseNorm):  # one group per column
+        return LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
     return copy.deepcopy(layer)  # activations, pools, dropout: no state
 
 

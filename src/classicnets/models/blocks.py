@@ -19,10 +19,13 @@ LRN_BETA = 0.75
 LRN_K = 2.0
 
 
-def paper_lrn() -> LocalResponseNorm:
-    """AlexNet §3.3 response normalisation, b = a / (k + alpha * sum(a^2))^beta over n maps."""
+def paper_lrn(groups: int = 1) -> LocalResponseNorm:
+    """AlexNet §3.3 response normalisation, b = a / (k + alpha * sum(a^2))^beta over n maps;
+    with `groups`, over the maps of one group (one GPU's column) only."""
     # PyTorch divides alpha by n inside the sum, so pass n * alpha to get the paper's formula.
-    return LocalResponseNorm(size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+    return LocalResponseNorm(
+        size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K, groups=groups
+    )
 
 
 def activation_layer(activation: Activation) -> nn.Module:
