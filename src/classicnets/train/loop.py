@@ -40,10 +40,9 @@ from classicnets.train.distributed import (
     sync_buffers,
 )
 from classicnets.train.losses import classification_loss, main_logits
-from classicnets.train.optim import Schedule, current_lr
+from classicnets.train.optim import current_lr
 from classicnets.train.run_folder import (
     MetricsLog,
-    load_run_config,
     log_tensorboard,
     tensorboard_writer,
 )
@@ -412,4 +411,4 @@ def _end_epoch(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
     )
 
 
-__all__ = ["Schedule", "fit", "load_run_config", "train_one_epoch"]
+__all__ = ["fit", "train_one_epoch"]
