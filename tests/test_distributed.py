@@ -49,7 +49,9 @@ DDP_OVERRIDES = [
     "data.synthetic_count=75",
     "train.batch_size=15",
     "train.epochs=2",
-    "train.log_every_steps=1",
+    "train.log_every_steps=3",
+    # progress lines (no terminal here) add reduce steps; every rank must take part in them
+    "train.progress=true",
     "schedule.name=cosine",
 ]
 

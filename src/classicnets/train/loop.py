@@ -305,8 +305,10 @@ def train_one_epoch(
         dynamic_ncols=True,
     )
     # Without a terminal (nohup, a batch job) tqdm draws nothing: print a line every tenth
-    # of the epoch instead, so a log shows progress long before the epoch ends.
-    text_every = max(1, len(loader) // 10) if cfg.progress and ctx.is_main and bar.disable else 0
+    # of the epoch instead, so a log shows progress long before the epoch ends. Every rank
+    # takes part in these steps (the running sums are reduced over ranks); rank 0 prints.
+    text_every = max(1, len(loader) // 10) if cfg.progress else 0
+    print_text = ctx.is_main and bool(bar.disable)
     started = time.perf_counter()
     agreed_stop = False
     for x, y in loader.epoch(epoch, start_batch=state.batches_done):
@@ -347,7 +349,7 @@ def train_one_epoch(
             sums.seconds += time.perf_counter() - started
             started = time.perf_counter()
             agreed_stop = _show_progress(bar, sums, optimizer, epoch, state, ctx, stop.requested)
-            if show_text and state.batches_done < len(loader):
+            if show_text and print_text and state.batches_done < len(loader):
                 log.info(f"epoch {epoch} step {state.batches_done}/{len(loader)} | {bar.postfix}")
         if (agreed_stop if ctx.is_distributed else stop.requested) or (
             stop_after_steps is not None and state.global_step >= stop_after_steps
