@@ -9,7 +9,7 @@ run. A third line times our DataLoader path (per-sample seeded transforms) for c
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator setting (classicnets/__init__.py) takes effect.
+# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
 import classicnets  # noqa: F401
 
 # isort: split

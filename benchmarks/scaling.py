@@ -19,6 +19,10 @@ size   One process, interleaved rounds, on 1/4, 1/2 and all of the CIFAR-10 trai
 
 from __future__ import annotations
 
+# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
+import classicnets
+
+# isort: split
 import argparse
 import json
 import os
@@ -274,7 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"machine: {machine['cpu']} ({machine['cores']} cores), torch {machine['torch']}, "
         f"{torch.get_num_threads()} torch threads; load average before "
         f"{', '.join(f'{v:.1f}' for v in load_before)}, after "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; {time.perf_counter() - started:.0f} s"
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; {time.perf_counter() - started:.0f} s; "
+        f"huge pages THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
+        f"malloc: {classicnets.MALLOC}"
     )
     print("\n".join(lines))
     return 0

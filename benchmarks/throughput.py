@@ -13,8 +13,9 @@ within a round.
                 train_one_epoch (in-memory loader, crop + flip augmentation, the real step)
   seed      (d) the popular tutorial pipeline: a torchvision-style Dataset with per-image PIL
                 transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors, and
-                the model as a tutorial writes it: torch's nn.LocalResponseNorm where classicnets
-                has its own LRN gradient (models/lrn.py); the same model otherwise
+                the model as a tutorial writes it: torch's nn.LocalResponseNorm and nn.Dropout
+                where classicnets has faster ones (models/lrn.py, models/blocks.py); the same
+                model otherwise
   eval      (e) evaluation images/s: classicnets.evaluate next to the tutorial's no_grad loop
   layout        compute-only steps of two model copies, contiguous and channels_last
   (f) peak resident memory of this process and of its DataLoader workers
@@ -24,8 +25,8 @@ within a round.
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator setting (classicnets/__init__.py) takes effect.
-import classicnets  # noqa: F401
+# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
+import classicnets
 
 # isort: split
 import argparse
@@ -57,6 +58,7 @@ from classicnets.config import RunConfig, load_config
 from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
 from classicnets.models import build_model
+from classicnets.models.blocks import Dropout
 from classicnets.models.lrn import LocalResponseNorm
 from classicnets.train.loop import train_one_epoch
 from classicnets.train.optim import current_lr
@@ -91,6 +93,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
         "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "malloc": classicnets.MALLOC,
         "device": str(device),
     }
 
@@ -371,6 +374,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     if "compute" in modes:
 
         def measure_compute() -> dict[str, float]:
+            compute_step(parts, parts.model, x_in, y)  # untimed, as in every mode (below)
             seconds = _timed(
                 device, lambda: compute_step(parts, parts.model, x_in, y), settings.steps
             )
@@ -384,10 +388,12 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     if "layout" in modes:
         measures["layout"] = _layout_measure(parts, x, y, settings.steps)
     if "pipeline" in modes:
-        pipeline.train_seconds(1)  # warm-up
-        measures["pipeline"] = lambda: {
-            "pipeline": batch * settings.steps / pipeline.train_seconds(settings.steps)
-        }
+
+        def measure_pipeline() -> dict[str, float]:
+            pipeline.train_seconds(1)  # untimed
+            return {"pipeline": batch * settings.steps / pipeline.train_seconds(settings.steps)}
+
+        measures["pipeline"] = measure_pipeline
     if "seed" in modes:
         measures["seed"] = _seed_measure(parts, settings)
     if "eval" in modes:
@@ -397,8 +403,10 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     order = list(measures.values())
     for index in range(settings.rounds):
         row: dict[str, float] = {}
-        # Rotate the order each round, so no mode always runs first after another one (a
-        # mode switch costs a little: page faults for new buffers, cold caches).
+        # Every training mode starts its round with one untimed step, as a long run is all
+        # steps after the first: the first step after a mode switch pays for the heap's
+        # growth to the new mode's buffers and for cold caches. The order also rotates, so
+        # no mode always runs first after another one.
         shift = index % len(order)
         for measure in order[shift:] + order[:shift]:
             row.update(measure())
@@ -455,21 +463,26 @@ def _layout_measure(
         step(name)  # warm-up
 
     def measure() -> dict[str, float]:
-        return {
-            name: len(x) * steps / _timed(device, lambda n=name: step(n), steps) for name in copies
-        }
+        rates = {}
+        for name in copies:
+            step(name)  # untimed
+            rates[name] = len(x) * steps / _timed(device, lambda n=name: step(n), steps)
+        return rates
 
     return measure
 
 
 def tutorial_model(name: str, num_classes: int) -> nn.Module:
-    """The registry model as a tutorial writes it: nn.LocalResponseNorm layers, not ours."""
+    """The registry model as a tutorial writes it: torch's nn.LocalResponseNorm and nn.Dropout
+    layers, not ours."""
     model = build_model(name, num_classes=num_classes)
     for module in list(model.modules()):
         for child_name, child in module.named_children():
             if isinstance(child, LocalResponseNorm):
                 torch_lrn = nn.LocalResponseNorm(child.size, child.alpha, child.beta, child.k)
                 setattr(module, child_name, torch_lrn)
+            elif isinstance(child, Dropout):
+                setattr(module, child_name, nn.Dropout(child.p))
     return model
 
 
@@ -526,6 +539,7 @@ def _eval_measures(
     ours_once(1)  # warm-up
 
     def measure_ours() -> dict[str, float]:
+        ours_once(1)  # untimed, as the tutorial's first batch (below)
         seconds = _timed(device, lambda: ours_once(count), 1)
         return {"eval": settings.batch_size * count / seconds}
 
@@ -569,7 +583,8 @@ def report_lines(result: Result, command: str) -> list[str]:
         f"date {machine['date']}; command: {command}",
         f"machine: {machine['cpu']} ({machine['cores']} cores), GPU {machine['gpu'] or 'none'}, "
         f"torch {machine['torch']}, {machine['torch_threads']} torch threads, "
-        f"device {machine['device']}",
+        f"device {machine['device']}; huge pages THP_MEM_ALLOC_ENABLE="
+        f"{machine['thp_mem_alloc']}, malloc: {machine['malloc']}",
         f"model {settings['model']}, batch {settings['batch_size']}, "
         f"{result.flops_per_step / settings['batch_size'] / 1e9:.3f} GFLOP per image per step; "
         f"precision amp={result.precision['amp_dtype']}, "

@@ -184,19 +184,21 @@ def test_batch_sweep_reads_one_result_per_batch_size(
     assert len(scaling.batch_table(rows)) == 4
 
 
-def test_tutorial_model_uses_torchs_lrn_and_computes_the_same(throughput: ModuleType) -> None:
+def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: ModuleType) -> None:
     import torch
     from torch import nn
 
     from classicnets.models import build_model
+    from classicnets.models.blocks import Dropout
     from classicnets.models.lrn import LocalResponseNorm
 
     torch.manual_seed(0)
-    ours = build_model("convnet4_cifar", num_classes=10)
-    tutorial = throughput.tutorial_model("convnet4_cifar", 10)
+    ours = build_model("alexnet_cifar", num_classes=10)
+    tutorial = throughput.tutorial_model("alexnet_cifar", 10)
     tutorial.load_state_dict(ours.state_dict())
-    norms = [type(m) for m in tutorial.modules() if isinstance(m, nn.LocalResponseNorm)]
-    assert norms and all(kind is nn.LocalResponseNorm for kind in norms)
-    assert any(isinstance(m, LocalResponseNorm) for m in ours.modules())
+    for theirs, mine in ((nn.LocalResponseNorm, LocalResponseNorm), (nn.Dropout, Dropout)):
+        kinds = [type(m) for m in tutorial.modules() if isinstance(m, theirs)]
+        assert kinds and all(kind is theirs for kind in kinds)
+        assert any(isinstance(m, mine) for m in ours.modules())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(tutorial.eval()(x), ours.eval()(x))

@@ -2,9 +2,6 @@
 helpers the GPU path relies on (checked on CPU; the CUDA branches are exercised where a GPU is)."""
 
 import dataclasses
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -80,15 +77,3 @@ def test_crops_on_cuda_equal_crops_on_cpu() -> None:
     on_cpu = crop_at(images, top, left, 5, flip)
     on_gpu = crop_at(images.cuda(), top, left, 5, flip)
     assert torch.equal(on_gpu.cpu(), on_cpu)
-
-
-@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("0", "0")])
-def test_importing_classicnets_asks_for_huge_pages_unless_the_user_chose(
-    given: str | None, expected: str
-) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
-    if given is not None:
-        env["THP_MEM_ALLOC_ENABLE"] = given
-    code = "import os, classicnets; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.stdout.strip() == expected

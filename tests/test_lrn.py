@@ -4,28 +4,36 @@ import pytest
 import torch
 from torch import nn
 
-from classicnets.models.lrn import LocalResponseNorm, channel_window_sum
+from classicnets.models import lrn as lrn_module
+from classicnets.models.lrn import (
+    LocalResponseNorm,
+    batch_slices,
+    channel_window_sum,
+    negative_power,
+)
 
 
 @pytest.mark.parametrize(
-    ("size", "channels", "memory_format"),
+    ("size", "channels", "memory_format", "beta"),
     [
-        (5, 12, torch.contiguous_format),
-        (5, 12, torch.channels_last),
-        (4, 7, torch.contiguous_format),  # an even window is lopsided: 2 maps before, 1 after
-        (9, 3, torch.channels_last),  # a window wider than the maps there are
-        (1, 4, torch.contiguous_format),
+        (5, 12, torch.contiguous_format, 0.75),
+        (5, 12, torch.channels_last, 0.75),
+        (4, 7, torch.contiguous_format, 0.75),  # an even window is lopsided: 2 before, 1 after
+        (9, 3, torch.channels_last, 0.75),  # a window wider than the maps there are
+        (1, 4, torch.contiguous_format, 0.75),
+        (5, 12, torch.channels_last, 0.5),  # beta 0.5 and others take other roots than 0.75
+        (5, 12, torch.contiguous_format, 0.6),
     ],
 )
 def test_values_and_gradients_match_pytorch(
-    size: int, channels: int, memory_format: torch.memory_format
+    size: int, channels: int, memory_format: torch.memory_format, beta: float
 ) -> None:
     torch.manual_seed(0)
     # Large activations make alpha * sum(a^2) comparable to k, so every term matters.
     a = (torch.randn(3, channels, 5, 6) * 30).to(memory_format=memory_format)
     upstream = torch.randn(3, channels, 5, 6)
-    ours = LocalResponseNorm(size, alpha=5e-3, beta=0.75, k=2.0)
-    reference = nn.LocalResponseNorm(size, alpha=5e-3, beta=0.75, k=2.0)
+    ours = LocalResponseNorm(size, alpha=5e-3, beta=beta, k=2.0)
+    reference = nn.LocalResponseNorm(size, alpha=5e-3, beta=beta, k=2.0)
     results = []
     for module in (ours, reference):
         x = a.clone().requires_grad_()
@@ -42,6 +50,12 @@ def test_gradient_passes_gradcheck_in_double() -> None:
     a = (torch.randn(2, 6, 3, 3, dtype=torch.float64) * 10).requires_grad_()
     module = LocalResponseNorm(4, alpha=1e-2, beta=0.75, k=2.0)
     assert torch.autograd.gradcheck(module, (a,))
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+def test_negative_power_matches_pow(beta: float) -> None:
+    scale = torch.rand(1000, dtype=torch.float64) * 50 + 1
+    torch.testing.assert_close(negative_power(scale, beta), scale.pow(-beta), rtol=1e-14, atol=0)
 
 
 def test_channel_window_sum_counts_each_neighbour_once() -> None:
@@ -81,3 +95,32 @@ def test_groups_normalise_each_group_of_maps_on_its_own(
 def test_maps_that_do_not_split_into_the_groups_are_refused() -> None:
     with pytest.raises(ValueError, match="do not split into 2 groups"):
         LocalResponseNorm(5, groups=2)(torch.randn(1, 5, 2, 2))
+
+
+@pytest.mark.parametrize("slice_elements", [1, 400, 800])  # slices of 1, 1 and 2 images
+@pytest.mark.parametrize("groups", [1, 2])
+def test_working_through_the_batch_in_slices_changes_nothing(
+    slice_elements: int, groups: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    a = (torch.randn(3, 12, 5, 6) * 30).to(memory_format=torch.channels_last)  # 360 per image
+    upstream = torch.randn(3, 12, 5, 6)
+    module = LocalResponseNorm(5, alpha=5e-3, beta=0.75, k=2.0, groups=groups)
+    results = []
+    for elements in (slice_elements, 2**19):
+        monkeypatch.setattr(lrn_module, "SLICE_ELEMENTS", elements)
+        x = a.clone().requires_grad_()
+        out = module(x)
+        out.backward(upstream)
+        results.append((out.detach(), x.grad))
+    assert len(batch_slices(a)) == 1  # the last setting: the whole batch at once
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=0, atol=0)
+
+
+def test_batch_slices_cover_the_batch_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = torch.zeros(10, 4, 8, 8)  # 256 elements per image
+    assert batch_slices(t) == [(0, 10)]
+    monkeypatch.setattr(lrn_module, "SLICE_ELEMENTS", 1024)
+    assert batch_slices(t) == [(0, 4), (4, 4), (8, 2)]
+    assert batch_slices(t.to("meta")) == [(0, 10)]  # off the CPU: one slice

@@ -15,7 +15,7 @@ from classicnets.models import (
     list_models,
     model_info,
 )
-from classicnets.models.blocks import paper_lrn
+from classicnets.models.blocks import Dropout, paper_lrn
 from classicnets.registry import UnknownNameError
 
 # Exact parameter counts at 1000 classes (10 for the _cifar models).
@@ -365,3 +365,19 @@ def test_model_info() -> None:
     assert "§3" in info.paper and info.family == "alexnet"
     assert info.options == ("norm", "activation", "overlap_pool", "dropout", "init")
     assert model_info("vgg16_bn_cifar").num_classes == 10
+
+
+def test_dropout_keeps_each_unit_with_probability_one_minus_p_and_rescales() -> None:
+    torch.manual_seed(0)
+    layer = Dropout(0.3)
+    x = torch.ones(200, 500, requires_grad=True)
+    out = layer(x)
+    kept = out != 0
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.01)
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    out.sum().backward()
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, kept.float() / 0.7)  # gradient flows through kept units
+    assert torch.equal(layer.eval()(x), x)  # testing uses the weights as they are
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert not Dropout(1.0).train()(x).any()

@@ -4,6 +4,7 @@ from torch import nn
 
 from classicnets.config import OptimConfig, ScheduleConfig
 from classicnets.errors import UserError
+from classicnets.train import optim as optim_module
 from classicnets.train.optim import build_optimizer, build_scheduler, current_lr
 
 
@@ -60,3 +61,27 @@ def test_nesterov_and_adamw_are_built() -> None:
     assert isinstance(build_optimizer(model, OptimConfig(name="adamw")), torch.optim.AdamW)
     with pytest.raises(UserError, match=r"optim\.lr must be positive"):
         build_optimizer(model, OptimConfig(lr=0.0))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_fused_cpu_update_follows_the_one_by_one_update(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    twin = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    twin.load_state_dict(model.state_dict())
+    cfg = OptimConfig(name=name, lr=0.05, nesterov=True, weight_decay=1e-3)
+    fused = build_optimizer(model, cfg)
+    assert fused.defaults["fused"] is True
+    monkeypatch.setattr(optim_module, "fused_update_available", lambda params: None)
+    plain = build_optimizer(twin, cfg)  # PyTorch's CPU default: one tensor at a time
+    assert not plain.defaults["fused"]
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+    for _ in range(5):
+        for net, optimizer in ((model, fused), (twin, plain)):
+            nn.functional.cross_entropy(net(x), y).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    for ours, reference in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(ours, reference)

@@ -15,6 +15,7 @@ from torch import nn
 from classicnets.errors import UserError
 from classicnets.models.blocks import (
     Activation,
+    Dropout,
     InitScheme,
     Norm,
     activation_layer,
@@ -203,17 +204,17 @@ def _classifier(
         return nn.Sequential(
             fc6,
             activation_layer(activation),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             fc7,
             activation_layer(activation),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             fc8,
         )
     return nn.Sequential(
-        nn.Dropout(dropout),
+        Dropout(dropout),
         fc6,
         activation_layer(activation),
-        nn.Dropout(dropout),
+        Dropout(dropout),
         fc7,
         activation_layer(activation),
         fc8,

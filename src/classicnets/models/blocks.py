@@ -4,6 +4,7 @@ knobs, and the init schemes the papers and torchvision use."""
 
 from typing import Literal
 
+import torch
 from torch import nn
 
 from classicnets.models.lrn import LocalResponseNorm
@@ -26,6 +27,20 @@ def paper_lrn(groups: int = 1) -> LocalResponseNorm:
     return LocalResponseNorm(
         size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K, groups=groups
     )
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (AlexNet §4.2; inverted: kept units are scaled by 1 / (1 - p) in training, so
+    testing uses the weights as they are) with the mask drawn by torch.rand on the CPU: 3.6x
+    faster there than PyTorch's bernoulli_ (2.3 vs 8.3 ms at (128, 4096), 2 threads). The same
+    units are kept with the same probability; only the random stream differs. Other devices,
+    and the in-place form, use nn.Dropout itself."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.inplace or input.device.type != "cpu" or not 0 < self.p < 1:
+            return super().forward(input)
+        keep = torch.rand_like(input) >= self.p
+        return input * keep.to(input.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 def activation_layer(activation: Activation) -> nn.Module:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from classicnets.models.blocks import (
+    Dropout,
     InitScheme,
     Norm,
     init_kaiming,
@@ -48,7 +49,7 @@ class VGG(nn.Module):
         if cifar_head:
             # Deviation: at 32x32 the five pools leave 512x1x1; one linear layer maps it.
             self.avgpool: nn.Module = nn.AdaptiveAvgPool2d(1)
-            self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(512, num_classes))
+            self.classifier = nn.Sequential(Dropout(dropout), nn.Linear(512, num_classes))
         else:
             # Identity at 224x224 (torchvision's layout); lets larger images through.
             self.avgpool = nn.AdaptiveAvgPool2d(IMAGENET_POOLED_SIZE)
@@ -56,10 +57,10 @@ class VGG(nn.Module):
             self.classifier = nn.Sequential(
                 nn.Linear(512 * IMAGENET_POOLED_SIZE**2, HIDDEN_WIDTH),
                 nn.ReLU(inplace=True),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 nn.Linear(HIDDEN_WIDTH, HIDDEN_WIDTH),
                 nn.ReLU(inplace=True),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 nn.Linear(HIDDEN_WIDTH, num_classes),
             )
         self._init_weights(init)

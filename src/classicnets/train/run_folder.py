@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+import classicnets
 from classicnets.atomic import atomic_write_text
 from classicnets.config import RunConfig, TrainConfig, config_from_dict, read_yaml
 from classicnets.errors import UserError
@@ -107,6 +108,7 @@ def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
         "device_name": device_name,
         "cpu_threads": torch.get_num_threads(),
         "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        "malloc": classicnets.MALLOC,
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "started": datetime.now().isoformat(timespec="seconds"),

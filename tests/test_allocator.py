@@ -1,0 +1,81 @@
+"""The CPU allocator settings classicnets applies on import (allocator.py), each in a fresh
+Python so the test process's own settings do not matter."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from classicnets.allocator import user_set_malloc
+
+ON_GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+# Page faults of filling a 64 MB tensor for the second time, after the first one was freed.
+REFILL_FAULTS = """
+import resource
+import classicnets, torch
+torch.empty(16 * 2**20).fill_(1.0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+torch.empty(16 * 2**20).fill_(1.0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, classicnets.MALLOC)
+"""
+
+
+def python_env(**overrides: str) -> dict[str, str]:
+    """This environment without any malloc or huge-page setting, plus `overrides`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MALLOC_") and key not in ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE")
+    }
+    return {**env, **overrides}
+
+
+def run_python(code: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("0", "0")])
+def test_importing_classicnets_asks_for_huge_pages_unless_the_user_chose(
+    given: str | None, expected: str
+) -> None:
+    env = python_env() if given is None else python_env(THP_MEM_ALLOC_ENABLE=given)
+    code = "import os, classicnets; print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    assert run_python(code, env) == expected
+
+
+@pytest.mark.skipif(not ON_GLIBC, reason="mallopt is glibc's")
+def test_a_freed_tensor_is_reused_without_page_faults() -> None:
+    faults, setting = run_python(REFILL_FAULTS, python_env()).split(" ", 1)
+    assert setting.startswith("keep freed memory")
+    assert int(faults) < 16
+
+
+@pytest.mark.skipif(not ON_GLIBC, reason="mallopt is glibc's")
+def test_a_malloc_setting_from_the_user_is_left_alone() -> None:
+    # 65536 is glibc's own default: large blocks come from mmap and go back on free, so the
+    # second 64 MB is faulted in afresh: 32 huge pages, or 16,384 small ones.
+    env = python_env(MALLOC_MMAP_MAX_="65536")
+    faults, setting = run_python(REFILL_FAULTS, env).split(" ", 1)
+    assert setting == "system (set by the user's environment)"
+    assert int(faults) >= 32
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, False),
+        ({"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}, False),
+        ({"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"}, True),
+        ({"MALLOC_ARENA_MAX": "2"}, True),
+    ],
+)
+def test_which_environments_count_as_the_users_malloc_choice(
+    environ: dict[str, str], expected: bool
+) -> None:
+    assert user_set_malloc(environ) is expected
