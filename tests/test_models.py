@@ -15,7 +15,7 @@ from classicnets.models import (
     list_models,
     model_info,
 )
-from classicnets.models.blocks import Dropout, paper_lrn
+from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout, paper_lrn
 from classicnets.registry import UnknownNameError
 
 # Exact parameter counts at 1000 classes (10 for the _cifar models).
@@ -381,3 +381,17 @@ def test_dropout_keeps_each_unit_with_probability_one_minus_p_and_rescales() -> 
     assert torch.equal(layer.eval()(x), x)  # testing uses the weights as they are
     assert torch.equal(Dropout(0.0).train()(x), x)
     assert not Dropout(1.0).train()(x).any()
+
+
+@pytest.mark.parametrize(
+    ("size", "shape"), [(4, (2, 3, 4, 4)), ((4, 2), (2, 3, 4, 2)), ((None, 2), (2, 3, 5, 2))]
+)
+def test_adaptive_pool_passes_maps_of_its_size_through_and_pools_others(
+    size: int | tuple[int | None, int], shape: tuple[int, ...]
+) -> None:
+    ours, torchs = AdaptiveAvgPool2d(size), nn.AdaptiveAvgPool2d(size)
+    x = torch.randn(*shape)
+    assert ours(x) is x
+    torch.testing.assert_close(ours(x), torchs(x))
+    bigger = torch.randn(2, 3, 9, 7)
+    torch.testing.assert_close(ours(bigger), torchs(bigger))

@@ -15,6 +15,7 @@ from torch import nn
 from classicnets.errors import UserError
 from classicnets.models.blocks import (
     Activation,
+    AdaptiveAvgPool2d,
     Dropout,
     InitScheme,
     Norm,
@@ -122,7 +123,7 @@ class AlexNet(nn.Module):
         super().__init__()
         self.features = _features(layout, norm, activation, overlap_pool)
         # Identity at the native input size; lets other sizes through (not in the paper).
-        self.avgpool = nn.AdaptiveAvgPool2d(layout.pooled_size)
+        self.avgpool = AdaptiveAvgPool2d(layout.pooled_size)
         in_features = layout.convs[-1].out_channels * layout.pooled_size**2
         self.classifier = _classifier(in_features, num_classes, activation, dropout, layout)
         self._init_weights(init)

@@ -43,6 +43,21 @@ class Dropout(nn.Dropout):
         return input * keep.to(input.dtype).mul_(1.0 / (1.0 - self.p))
 
 
+class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """nn.AdaptiveAvgPool2d that passes maps already at the output size through untouched, as
+    it would compute them (a mean over 1x1 windows), without the two copies forward and back:
+    at the native input sizes the models' pools are identities kept to let other sizes in."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        size = self.output_size
+        target = (size, size) if isinstance(size, int) else size  # None: keep that side
+        if target is not None and all(
+            want in (None, have) for want, have in zip(target, input.shape[-2:], strict=True)
+        ):
+            return input
+        return super().forward(input)
+
+
 def activation_layer(activation: Activation) -> nn.Module:
     """ReLU (AlexNet §3.1) or the saturating tanh it is compared against in Fig. 1."""
     if activation == "relu":

@@ -9,6 +9,7 @@ from torch import nn
 
 from classicnets.models.blocks import (
     Activation,
+    AdaptiveAvgPool2d,
     InitScheme,
     Norm,
     activation_layer,
@@ -54,7 +55,7 @@ class ConvNet4(nn.Module):
             in_channels = width
         self.features = nn.Sequential(*layers)
         # Identity at 32x32; lets other sizes through.
-        self.avgpool = nn.AdaptiveAvgPool2d(POOLED_SIZE)
+        self.avgpool = AdaptiveAvgPool2d(POOLED_SIZE)
         self.classifier = nn.Linear(in_channels * POOLED_SIZE**2, num_classes)
         self._init_weights(init)
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from classicnets.models.blocks import (
+    AdaptiveAvgPool2d,
     Dropout,
     InitScheme,
     Norm,
@@ -48,11 +49,11 @@ class VGG(nn.Module):
         self.features = _features(VGG_TABLE_1[config_key], norm)
         if cifar_head:
             # Deviation: at 32x32 the five pools leave 512x1x1; one linear layer maps it.
-            self.avgpool: nn.Module = nn.AdaptiveAvgPool2d(1)
+            self.avgpool: nn.Module = AdaptiveAvgPool2d(1)
             self.classifier = nn.Sequential(Dropout(dropout), nn.Linear(512, num_classes))
         else:
             # Identity at 224x224 (torchvision's layout); lets larger images through.
-            self.avgpool = nn.AdaptiveAvgPool2d(IMAGENET_POOLED_SIZE)
+            self.avgpool = AdaptiveAvgPool2d(IMAGENET_POOLED_SIZE)
             # §2.1 two 4096-wide FC layers, §3.1 dropout 0.5 on both.
             self.classifier = nn.Sequential(
                 nn.Linear(512 * IMAGENET_POOLED_SIZE**2, HIDDEN_WIDTH),
