@@ -13,9 +13,9 @@ within a round.
                 train_one_epoch (in-memory loader, crop + flip augmentation, the real step)
   seed      (d) the popular tutorial pipeline: a torchvision-style Dataset with per-image PIL
                 transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors, and
-                the model as a tutorial writes it: torch's nn.LocalResponseNorm and nn.Dropout
-                where classicnets has faster ones (models/lrn.py, models/blocks.py); the same
-                model otherwise
+                the model as a tutorial writes it: torch's nn.LocalResponseNorm, nn.Dropout and
+                nn.AdaptiveAvgPool2d where classicnets has faster ones (models/lrn.py,
+                models/blocks.py); the same model otherwise
   eval      (e) evaluation images/s: classicnets.evaluate next to the tutorial's no_grad loop
   layout        compute-only steps of two model copies, contiguous and channels_last
   (f) peak resident memory of this process and of its DataLoader workers
@@ -58,7 +58,7 @@ from classicnets.config import RunConfig, load_config
 from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
 from classicnets.models import build_model
-from classicnets.models.blocks import Dropout
+from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
 from classicnets.models.lrn import LocalResponseNorm
 from classicnets.train.loop import train_one_epoch
 from classicnets.train.optim import current_lr
@@ -473,8 +473,8 @@ def _layout_measure(
 
 
 def tutorial_model(name: str, num_classes: int) -> nn.Module:
-    """The registry model as a tutorial writes it: torch's nn.LocalResponseNorm and nn.Dropout
-    layers, not ours."""
+    """The registry model as a tutorial writes it: torch's nn.LocalResponseNorm, nn.Dropout
+    and nn.AdaptiveAvgPool2d layers, not our faster ones."""
     model = build_model(name, num_classes=num_classes)
     for module in list(model.modules()):
         for child_name, child in module.named_children():
@@ -483,6 +483,8 @@ def tutorial_model(name: str, num_classes: int) -> nn.Module:
                 setattr(module, child_name, torch_lrn)
             elif isinstance(child, Dropout):
                 setattr(module, child_name, nn.Dropout(child.p))
+            elif isinstance(child, AdaptiveAvgPool2d):
+                setattr(module, child_name, nn.AdaptiveAvgPool2d(child.output_size))
     return model
 
 

@@ -189,14 +189,18 @@ def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: Mod
     from torch import nn
 
     from classicnets.models import build_model
-    from classicnets.models.blocks import Dropout
+    from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
     from classicnets.models.lrn import LocalResponseNorm
 
     torch.manual_seed(0)
     ours = build_model("alexnet_cifar", num_classes=10)
     tutorial = throughput.tutorial_model("alexnet_cifar", 10)
     tutorial.load_state_dict(ours.state_dict())
-    for theirs, mine in ((nn.LocalResponseNorm, LocalResponseNorm), (nn.Dropout, Dropout)):
+    for theirs, mine in (
+        (nn.LocalResponseNorm, LocalResponseNorm),
+        (nn.Dropout, Dropout),
+        (nn.AdaptiveAvgPool2d, AdaptiveAvgPool2d),
+    ):
         kinds = [type(m) for m in tutorial.modules() if isinstance(m, theirs)]
         assert kinds and all(kind is theirs for kind in kinds)
         assert any(isinstance(m, mine) for m in ours.modules())
