@@ -383,7 +383,6 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
                 "compute_gflops": flops * settings.steps / seconds / 1e9,
             }
 
-        compute_step(parts, parts.model, x_in, y)  # warm-up
         measures["compute"] = measure_compute
     if "layout" in modes:
         measures["layout"] = _layout_measure(parts, x, y, settings.steps)
@@ -458,9 +457,6 @@ def _layout_measure(
         F.cross_entropy(model(batch), y).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-
-    for name in copies:
-        step(name)  # warm-up
 
     def measure() -> dict[str, float]:
         rates = {}
@@ -537,8 +533,6 @@ def _eval_measures(
         evaluate(
             parts.model, itertools.islice(ours.epoch(0), batches), parts.precision, num_classes
         )
-
-    ours_once(1)  # warm-up
 
     def measure_ours() -> dict[str, float]:
         ours_once(1)  # untimed, as the tutorial's first batch (below)

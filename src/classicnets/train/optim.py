@@ -33,8 +33,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
 
 
 def fused_update_available(params: Iterable[nn.Parameter]) -> bool | None:
-    """True where PyTorch has one fused update kernel for all parameters (float32 or lower
-    precision floats on CPU or CUDA): 4x faster than the CPU default, which loops over the
+    """True where PyTorch has one fused update kernel for all parameters (floating-point
+    parameters on CPU or CUDA): 4x faster than the CPU default, which loops over the
     tensors one by one (52 ms vs 13 ms per alexnet_cifar step, benchmarks/RESULTS.md). None
     (PyTorch's own choice) elsewhere, e.g. on MPS."""
     usable = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
