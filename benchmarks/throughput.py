@@ -59,6 +59,7 @@ from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
 from classicnets.models import build_model
 from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
+from classicnets.models.conv import Conv2d
 from classicnets.models.lrn import LocalResponseNorm
 from classicnets.train.loop import train_one_epoch
 from classicnets.train.optim import current_lr
@@ -469,8 +470,8 @@ def _layout_measure(
 
 
 def tutorial_model(name: str, num_classes: int) -> nn.Module:
-    """The registry model as a tutorial writes it: torch's nn.LocalResponseNorm, nn.Dropout
-    and nn.AdaptiveAvgPool2d layers, not our faster ones."""
+    """The registry model as a tutorial writes it: torch's nn.Conv2d, nn.LocalResponseNorm,
+    nn.Dropout and nn.AdaptiveAvgPool2d layers, not our faster ones."""
     model = build_model(name, num_classes=num_classes)
     for module in list(model.modules()):
         for child_name, child in module.named_children():
@@ -481,7 +482,26 @@ def tutorial_model(name: str, num_classes: int) -> nn.Module:
                 setattr(module, child_name, nn.Dropout(child.p))
             elif isinstance(child, AdaptiveAvgPool2d):
                 setattr(module, child_name, nn.AdaptiveAvgPool2d(child.output_size))
+            elif isinstance(child, Conv2d):
+                setattr(module, child_name, torch_conv2d(child))
     return model
+
+
+def torch_conv2d(conv: Conv2d) -> nn.Conv2d:
+    """An nn.Conv2d with `conv`'s settings and weights."""
+    plain = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
+    plain.load_state_dict(conv.state_dict())
+    return plain
 
 
 def _seed_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str, float]]:

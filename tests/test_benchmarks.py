@@ -190,6 +190,7 @@ def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: Mod
 
     from classicnets.models import build_model
     from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
+    from classicnets.models.conv import Conv2d
     from classicnets.models.lrn import LocalResponseNorm
 
     torch.manual_seed(0)
@@ -200,6 +201,7 @@ def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: Mod
         (nn.LocalResponseNorm, LocalResponseNorm),
         (nn.Dropout, Dropout),
         (nn.AdaptiveAvgPool2d, AdaptiveAvgPool2d),
+        (nn.Conv2d, Conv2d),
     ):
         kinds = [type(m) for m in tutorial.modules() if isinstance(m, theirs)]
         assert kinds and all(kind is theirs for kind in kinds)

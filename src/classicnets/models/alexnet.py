@@ -27,6 +27,7 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import MODELS
+from classicnets.models.conv import Conv2d
 from classicnets.models.lrn import LocalResponseNorm
 
 
@@ -165,7 +166,7 @@ def _features(
     columns = 2 if any(conv.groups == 2 for conv in layout.convs) else 1
     for index, conv in enumerate(layout.convs):
         layers.append(
-            nn.Conv2d(
+            Conv2d(
                 in_channels,
                 conv.out_channels,
                 conv.kernel_size,
@@ -350,7 +351,7 @@ def _half(layer: nn.Module) -> nn.Module:
     """A layer shaped like one column's half of `layer` (its weights are loaded after)."""
     if isinstance(layer, nn.Conv2d):
         kernel, stride, padding = layer.kernel_size[0], layer.stride[0], layer.padding
-        return nn.Conv2d(
+        return Conv2d(
             layer.in_channels // layer.groups,
             layer.out_channels // 2,
             kernel,

@@ -20,6 +20,7 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import MODELS
+from classicnets.models.conv import Conv2d
 
 # layers-18pct.cfg: three 5x5 pad-2 convs (32, 32, 64 maps); pools max, avg, avg; fc 10.
 CONV_WIDTHS = (32, 32, 64)
@@ -45,7 +46,7 @@ class ConvNet4(nn.Module):
         layers: list[nn.Module] = []
         in_channels = 3
         for index, (width, pool_kind) in enumerate(zip(CONV_WIDTHS, POOL_KINDS, strict=True)):
-            layers.append(nn.Conv2d(in_channels, width, kernel_size=5, padding=2))
+            layers.append(Conv2d(in_channels, width, kernel_size=5, padding=2))
             if norm == "bn":
                 layers.append(nn.BatchNorm2d(width))  # not in the paper or cuda-convnet
             layers.append(activation_layer(activation))

@@ -20,6 +20,7 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import MODELS
+from classicnets.models.conv import Conv2d
 
 # VGG Table 1. Each entry: (width, *kernel_sizes); every stage ends with a 2x2 max-pool (§2.1).
 VGG_TABLE_1: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -99,7 +100,7 @@ def _features(stages: tuple[tuple[int, ...], ...], norm: Norm) -> nn.Sequential:
     for width, *kernel_sizes in stages:
         for kernel_size in kernel_sizes:
             # §2.1: stride 1, padding keeps the spatial size (1 for 3x3, 0 for 1x1).
-            layers.append(nn.Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2))
+            layers.append(Conv2d(in_channels, width, kernel_size, padding=kernel_size // 2))
             if norm == "bn":
                 layers.append(nn.BatchNorm2d(width))  # not in the paper (torchvision's _bn)
             layers.append(nn.ReLU(inplace=True))
