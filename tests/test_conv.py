@@ -14,6 +14,14 @@ from classicnets.models.conv import Conv2d, patch_matrix
 CL = torch.channels_last
 
 
+@pytest.fixture
+def everywhere(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The GEMM path for every layer size, so toy layers test it."""
+    monkeypatch.setattr(conv_module, "MIN_WEIGHTS", 1)
+    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 10**9)
+    return monkeypatch
+
+
 def _pair(
     in_maps: int, out_maps: int, kernel: int | tuple[int, int], **options: object
 ) -> tuple[Conv2d, nn.Conv2d]:
@@ -48,10 +56,9 @@ def _grads(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor) -> list[torch.Ten
 )
 @pytest.mark.parametrize("chunk_elements", [10**9, 700])  # one chunk; several, the last short
 def test_gradients_equal_nn_conv2d(
-    options: dict[str, object], chunk_elements: int, monkeypatch: pytest.MonkeyPatch
+    options: dict[str, object], chunk_elements: int, everywhere: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(conv_module, "MIN_PATCH_COLUMNS", 1)  # take the fast path at toy size
-    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
+    everywhere.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
     options = dict(options)  # the parameter dict is shared between the chunk cases
     kernel = options.pop("kernel")
     ours, torchs = _pair(4, 6, kernel, **options)  # type: ignore[arg-type]
@@ -63,20 +70,16 @@ def test_gradients_equal_nn_conv2d(
         torch.testing.assert_close(mine, theirs)
 
 
-def test_weight_gradient_keeps_the_weights_channels_last_layout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(conv_module, "MIN_PATCH_COLUMNS", 1)
+@pytest.mark.usefixtures("everywhere")
+def test_weight_gradient_keeps_the_weights_channels_last_layout() -> None:
     ours, _ = _pair(3, 8, 3, padding=1)
     ours(torch.randn(2, 3, 6, 6, dtype=torch.float64).contiguous(memory_format=CL)).sum().backward()
     assert ours.weight.grad is not None
     assert ours.weight.grad.stride() == ours.weight.stride()  # no copy into the weight's layout
 
 
-def test_frozen_input_gets_no_gradient_and_bias_still_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(conv_module, "MIN_PATCH_COLUMNS", 1)
+@pytest.mark.usefixtures("everywhere")
+def test_frozen_input_gets_no_gradient_and_bias_still_does() -> None:
     ours, torchs = _pair(3, 4, 3, padding=1)
     x = torch.randn(2, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=CL)  # no grad
     ours(x).sum().backward()
@@ -92,22 +95,24 @@ def test_fast_path_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> Non
 
     cl = torch.randn(2, 8, 6, 6).contiguous(memory_format=CL)
     wide = Conv2d(8, 4, 3, padding=1).to(memory_format=CL)
-    monkeypatch.setattr(conv_module, "MIN_PATCH_COLUMNS", 8 * 9)
+    monkeypatch.setattr(conv_module, "MIN_WEIGHTS", 4 * 8 * 9)
     assert backward_kind(wide, cl) == "_Conv2dFnBackward"
     assert backward_kind(wide, cl.contiguous()) == "ConvolutionBackward0"  # NCHW: oneDNN's own
     assert backward_kind(Conv2d(8, 4, 3, groups=2), cl) == "ConvolutionBackward0"
     assert backward_kind(Conv2d(8, 4, 3, padding="same"), cl) == "ConvolutionBackward0"
-    assert backward_kind(Conv2d(8, 4, 1), cl) == "ConvolutionBackward0"  # 8 columns < 72
+    assert backward_kind(Conv2d(8, 4, 1), cl) == "ConvolutionBackward0"  # 32 weights < 288
+    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 35)
+    assert backward_kind(wide, cl) == "ConvolutionBackward0"  # 6x6 maps > 35 pixels
+    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 36)
     with torch.no_grad():
         assert wide(cl).grad_fn is None
     wide.weight.requires_grad_(False)
     assert backward_kind(wide, cl.requires_grad_()) == "ConvolutionBackward0"
 
 
-def test_flop_count_is_the_convolutions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flop_count_is_the_convolutions(everywhere: pytest.MonkeyPatch) -> None:
     """The GEMM is counted as the weight gradient oneDNN would have computed, no more."""
-    monkeypatch.setattr(conv_module, "MIN_PATCH_COLUMNS", 1)
-    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 2000)  # out-of-place addmm is counted
+    everywhere.setattr(conv_module, "CHUNK_ELEMENTS", 2000)  # out-of-place addmm is counted
     ours, torchs = _pair(4, 6, 3, padding=1)
     x = torch.randn(4, 4, 8, 8, dtype=torch.float64).contiguous(memory_format=CL)
     counts = []

@@ -2,10 +2,11 @@
 
 oneDNN, which runs PyTorch's CPU convolutions, computes the forward pass and the input gradient
 at or above the machine's matmul rate, but the weight gradient well below it: at batch 128, 2
-threads, 0.72 to 0.82 of the matmul rate for alexnet_cifar's 3x3 layers and 0.18 to 0.77 for
-vgg16_bn_cifar's 4x4 and 2x2 maps (benchmarks/RESULTS.md). The weight gradient is a matrix
-product: with the input unfolded into patches (im2col; Chellapilla et al. 2006, the way cuda-convnet
-and Caffe computed it), dL/dW = grad_out^T @ patches, one GEMM with K = batch x output pixels.
+threads, 0.73 of the matmul rate for alexnet_cifar's layers after conv1, and 0.30 to 0.78 for
+vgg16_bn_cifar's (0.30 on its 2x2 maps). The weight gradient is a matrix product: with the
+input unfolded into patches (im2col; Chellapilla, Puri & Simard 2006, as Caffe computes it),
+dL/dW = grad_out^T @ patches, one GEMM with K = batch x output pixels, which ran at 0.79 to 0.90
+of the matmul rate on the same layers (benchmarks/conv_weight_grad.py, benchmarks/RESULTS.md).
 In channels_last memory the patch matrix is a strided view of the zero-padded input, copied once,
 and the product comes out in the weight's own channels_last order. Forward and input gradient
 stay with oneDNN; everything else falls back to `nn.Conv2d` unchanged.
@@ -17,12 +18,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Below this many patch columns (in_channels x kernel area) the GEMM is too narrow to beat
-# oneDNN: 64 -> 128 maps at 16x16 (576 columns) was faster in oneDNN, 96 -> 256 (864) in the
-# GEMM, on this machine's AMD EPYC (AVX2), 2 threads (benchmarks/RESULTS.md).
-MIN_PATCH_COLUMNS = 768
+# Layers with fewer weights keep oneDNN's kernel: the GEMM's output is the weight gradient, and
+# below about 200k elements it is too small for the GEMM to reach its rate. Measured with
+# benchmarks/conv_weight_grad.py (AMD EPYC, AVX2, 2 threads, batch 128): 128 -> 128 maps 3x3
+# (147k weights) at 16x16 ran at 0.68 of the matmul rate as a GEMM and 0.72 in oneDNN,
+# 96 -> 256 (221k) at 0.84 and 0.72.
+MIN_WEIGHTS = 200_000
+# ... and on maps of up to 16x16 pixels, where it was measured faster (the CIFAR nets' layers
+# after the first pool). At ImageNet sizes (VGG-16 at 224, 28x28 and 56x56 maps) the two were
+# even or oneDNN ahead.
+MAX_MAP_PIXELS = 256
 # Elements of one chunk's patch matrix (16 MB of float32): the batch is unfolded a few images
-# at a time, so large inputs (ImageNet) never hold the whole 9x-sized patch matrix.
+# at a time, so a large batch never holds the whole patch matrix (9x its input for 3x3).
 CHUNK_ELEMENTS = 2**22
 
 Pair = tuple[int, int]
@@ -135,7 +142,6 @@ class Conv2d(nn.Conv2d):
         return out
 
     def _gemm_weight_grad(self, input: torch.Tensor) -> bool:
-        kh, kw = self.kernel_size
         return (
             torch.is_grad_enabled()
             and self.weight.requires_grad
@@ -146,7 +152,8 @@ class Conv2d(nn.Conv2d):
             and self.groups == 1
             and self.padding_mode == "zeros"
             and isinstance(self.padding, tuple)  # not "same" / "valid"
-            and self.in_channels * kh * kw >= MIN_PATCH_COLUMNS
+            and self.weight.numel() >= MIN_WEIGHTS
+            and input.shape[2] * input.shape[3] <= MAX_MAP_PIXELS
             and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
         )
