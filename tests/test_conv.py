@@ -104,6 +104,11 @@ def test_fast_path_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 35)
     assert backward_kind(wide, cl) == "ConvolutionBackward0"  # 6x6 maps > 35 pixels
     monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 36)
+    empty = torch.randn(0, 8, 6, 6).contiguous(memory_format=CL)
+    assert backward_kind(wide, empty) == "ConvolutionBackward0"
+    wide(empty).sum().backward()  # zero weight gradient, as nn.Conv2d gives
+    assert wide.weight.grad is not None and not wide.weight.grad.any()
+    wide.zero_grad(set_to_none=True)
     with torch.no_grad():
         assert wide(cl).grad_fn is None
     wide.weight.requires_grad_(False)

@@ -147,6 +147,7 @@ class Conv2d(nn.Conv2d):
             and self.weight.requires_grad
             and input.device.type == "cpu"
             and input.dim() == 4
+            and input.shape[0] > 0  # an empty batch has no chunks to sum; nn.Conv2d handles it
             and input.dtype == self.weight.dtype
             and input.is_contiguous(memory_format=torch.channels_last)
             and self.groups == 1
