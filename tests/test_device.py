@@ -6,12 +6,13 @@ import dataclasses
 import pytest
 import torch
 
+from classicnets import precision as precision_module
 from classicnets.config import TrainConfig
 from classicnets.data.batch_transforms import crop_at, to_device
+from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import confusion_matrix
-from classicnets.train import device as device_module
-from classicnets.train.device import pick_device, pick_precision
+from classicnets.precision import pick_precision
 
 
 def test_auto_on_cpu_is_fp32_with_channels_last() -> None:
@@ -28,7 +29,7 @@ def test_auto_on_cpu_is_fp32_with_channels_last() -> None:
 def test_auto_on_cuda_picks_bf16_where_native_else_fp16_with_a_scaler(
     monkeypatch: pytest.MonkeyPatch, native_bf16: bool, dtype: torch.dtype, scaler: bool
 ) -> None:
-    monkeypatch.setattr(device_module, "has_native_bf16", lambda device: native_bf16)
+    monkeypatch.setattr(precision_module, "has_native_bf16", lambda device: native_bf16)
     precision = pick_precision(TrainConfig(), torch.device("cuda"))
     assert precision.amp_dtype == dtype
     assert precision.use_grad_scaler == scaler

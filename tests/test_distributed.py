@@ -30,7 +30,7 @@ from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, merge_results
 from classicnets.models import build_model
 from classicnets.models.alexnet import TwoColumnAlexNet, split_columns
-from classicnets.train.device import Precision
+from classicnets.precision import Precision
 from classicnets.train.distributed import (
     DistContext,
     context_from_env,

@@ -142,9 +142,10 @@ def checkpoint_config(checkpoint: dict[str, Any], overrides: list[str]) -> RunCo
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from classicnets.data import build_splits
+    from classicnets.device import pick_device
+    from classicnets.precision import pick_precision
     from classicnets.report import write_run_report
     from classicnets.train.checkpoint import find_checkpoint, load_checkpoint
-    from classicnets.train.device import pick_device, pick_precision
     from classicnets.train.setup import build_model_for, evaluate_split, load_state_strict
 
     path = find_checkpoint(args.checkpoint)

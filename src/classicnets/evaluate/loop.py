@@ -19,7 +19,7 @@ from torch import nn
 
 from classicnets.atomic import atomic_write, atomic_write_text
 from classicnets.evaluate.metrics import confusion_matrix, topk_correct
-from classicnets.train.device import Precision
+from classicnets.precision import Precision
 
 SAMPLE_IMAGES = 64  # images kept for the report's picture grid
 

@@ -28,8 +28,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from classicnets.config import TrainConfig
 from classicnets.data.memory_loader import Shard
+from classicnets.device import pick_device
 from classicnets.errors import UserError
-from classicnets.train.device import pick_device
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,14 @@ from torch import nn
 
 from classicnets.config import ModelConfig, RunConfig, TestViews, save_config
 from classicnets.data import DATASETS, DataSplits, Loader, build_loader, build_splits, sample_ids
+from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, merge_results, write_eval_outputs
 from classicnets.models import build_model, check_input_size, model_info
 from classicnets.models.alexnet import TWO_COLUMN_MODELS, AlexNet, split_columns
 from classicnets.models.summary import count_macs
+from classicnets.precision import Precision, pick_precision
 from classicnets.train.checkpoint import load_checkpoint
-from classicnets.train.device import Precision, pick_device, pick_precision
 from classicnets.train.distributed import (
     SINGLE_PROCESS,
     DistContext,

@@ -27,10 +27,11 @@ from classicnets.data import DatasetInfo, build_splits, loader_from_transform
 from classicnets.data.datasets import resolve_root
 from classicnets.data.folders import class_folders
 from classicnets.data.transforms import ViewStack
+from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate
+from classicnets.precision import pick_precision
 from classicnets.report.compare import free_stem
-from classicnets.train.device import pick_device, pick_precision
 from classicnets.zoo.weights import (
     DEFAULT_WEIGHTS,
     ZooEntry,

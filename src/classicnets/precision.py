@@ -1,11 +1,10 @@
-"""Device and numeric-precision choice, made once per run."""
+"""Numeric precision and memory layout, chosen once per run for the device it runs on."""
 
 from dataclasses import dataclass
 
 import torch
 
 from classicnets.config import TrainConfig
-from classicnets.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -14,27 +13,6 @@ class Precision:
     amp_dtype: torch.dtype | None  # None = full fp32
     use_grad_scaler: bool  # fp16 needs loss scaling; bf16 does not
     channels_last: bool
-
-
-def pick_device(name: str) -> torch.device:
-    """`auto` picks cuda > mps > cpu; anything else must be available here."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(
-            f"train.device={name!r} is not a device (use auto, cpu, cuda, mps)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"train.device={name} but CUDA is not available here (use auto or cpu)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"train.device={name} but MPS is not available here (use auto or cpu)")
-    return device
 
 
 def has_native_bf16(device: torch.device) -> bool:
