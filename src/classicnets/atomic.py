@@ -1,7 +1,9 @@
 """Atomic file writes (temp file in the same folder, fsync, rename), so a crash or a full disk
 never leaves a half-written config, metrics file or checkpoint in place of a good one."""
 
+import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +32,43 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.umask(umask)
         os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise UserError(
-            f"cannot write {path}: {error.strerror}; the previous copy is intact"
-        ) from None
+    except (OSError, RuntimeError) as error:  # torch's zip writer raises RuntimeError
+        reason = _write_fault(error, path.parent)
+        _remove(Path(temp_name))
+        if reason is None:
+            raise
+        raise UserError(f"cannot write {path}: {reason}; the previous copy is intact") from None
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        _remove(Path(temp_name))
         raise
+
+
+def _remove(temp: Path) -> None:
+    """Remove a half-written temp file; a folder that turned read-only refuses this too, and
+    that must not hide the error that stopped the write."""
+    with contextlib.suppress(OSError):
+        temp.unlink(missing_ok=True)
+
+
+# What torch's zip writer (caffe2 inline_container.cc) says when a write comes up short.
+_TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter")
+
+
+def _write_fault(error: OSError | RuntimeError, folder: Path) -> str | None:
+    """The reason a write failed, in a few words; None for a RuntimeError that is no write
+    fault (a bug, to be raised as it is)."""
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    try:
+        is_full = shutil.disk_usage(folder).free < 1 << 20  # before the temp file is removed
+    except OSError:
+        is_full = False
+    if is_full:
+        return "No space left on device"
+    message = str(error)
+    if any(marker in message for marker in _TORCH_WRITE_FAILURES):
+        return f"the write failed ({message.strip().splitlines()[0]})"
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,0 +1,233 @@
+"""Hostile but realistic input through the command line: crafted checkpoints, random bytes,
+real faults. Each ends in one line and the documented exit code, and nothing runs code from
+a file or loses a run."""
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_zoo import make_imagenet
+
+from classicnets.cli import main
+from classicnets.config import load_config
+from classicnets.train.checkpoint import load_checkpoint, load_resume_checkpoint, save_checkpoint
+from classicnets.train.loop import fit
+
+
+class CreatesMarker:
+    """Unpickling this calls os.system: what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(load_config("smoke"), tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "code-ran"
+    yield path
+    assert not path.exists(), "loading a checkpoint ran code from it"
+
+
+def plant(path: Path, marker: Path) -> Path:
+    """A checkpoint that looks like ours (real weights, the old NumPy RNG) plus the payload."""
+    state = {
+        "model": {"w": torch.zeros(2)},
+        "rng": np.random.get_state(),
+        "x": CreatesMarker(marker),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_the_planted_payload_runs_when_unpickled_unsafely(tmp_path: Path) -> None:
+    """Keeps the tests below honest: this file does run code under weights_only=False."""
+    marker = tmp_path / "code-ran"
+    torch.load(plant(tmp_path / "evil.pt", marker), weights_only=False)
+    assert marker.exists()
+
+
+def planted_run(run_dir: Path, tmp_path: Path, marker: Path) -> Path:
+    copy = Path(shutil.copytree(run_dir, tmp_path / "planted"))
+    for name in ("best.pt", "last.pt", "previous.pt"):
+        plant(copy / "checkpoints" / name, marker)
+    return copy
+
+
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "cat.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(path)
+    return path
+
+
+ENTRY_POINTS = {
+    "evaluate-run": lambda run, evil, tmp: ["evaluate", str(run)],
+    "evaluate-file": lambda run, evil, tmp: ["evaluate", str(evil)],
+    "predict": lambda run, evil, tmp: ["predict", str(evil), str(image(tmp))],
+    "resume": lambda run, evil, tmp: ["train", "--resume", str(run)],
+    "model.weights": lambda run, evil, tmp: [
+        "train", "--preset", "smoke", "--out", str(tmp / "out"), "--set", f"model.weights={evil}"
+    ],
+    "report": lambda run, evil, tmp: ["report", str(run)],
+    "compare": lambda run, evil, tmp: ["compare", str(run), str(run), "--out", str(tmp / "cmp")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_a_code_carrying_checkpoint_is_never_unpickled(
+    run_dir: Path, tmp_path: Path, marker: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    planted = planted_run(run_dir, tmp_path, marker)
+    evil = planted / "checkpoints/best.pt"
+    code = main(ENTRY_POINTS[entry](planted, evil, tmp_path))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if entry in ("report", "compare"):  # a report notes the unreadable checkpoint and goes on
+        assert code == 0
+    else:
+        assert code == 2
+        assert err.strip().splitlines()[-1].startswith("classicnets: error: ")
+    if entry in ("evaluate-run", "evaluate-file", "predict", "resume"):
+        assert "refusing to load" in err and "posix.system" in err
+
+
+def test_zoo_weights_refuse_a_code_carrying_file(
+    tmp_path: Path, marker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imagenet = make_imagenet(tmp_path / "imagenet")
+    evil = plant(tmp_path / "evil.pth", marker)
+    args = ["zoo", "evaluate", "alexnet", "--weights", str(evil), "--set", f"data.root={imagenet}"]
+    assert main([*args, "--set", "data.num_workers=0", "--out", str(tmp_path / "zoo")]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_checkpoints_load_with_the_plain_safe_loader_and_restore_every_rng(run_dir: Path) -> None:
+    state = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)  # no allow-list
+    assert set(state["rng"]) >= {"python", "numpy", "torch"}
+    decoded = load_checkpoint(run_dir / "checkpoints/last.pt")["rng"]
+    np.random.set_state(decoded["numpy"])
+    expected = np.random.rand(3)
+    np.random.set_state(decoded["numpy"])
+    np.testing.assert_array_equal(np.random.rand(3), expected)
+
+
+def test_an_old_format_checkpoint_still_resumes_through_the_safe_loader(tmp_path: Path) -> None:
+    """Checkpoints from before the encoding hold NumPy's RNG state as an array."""
+    config = load_config("smoke", ["train.epochs=2"])
+    whole = fit(config, tmp_path / "whole")
+    broken = fit(config, tmp_path / "broken", stop_after_steps=5)
+    last = broken / "checkpoints/last.pt"
+    state = load_checkpoint(last)
+    assert isinstance(state["rng"]["numpy"][1], np.ndarray)
+    torch.save(state, last)  # as the old code wrote it
+    with pytest.raises(Exception, match="numpy"):
+        torch.load(last, weights_only=True)
+    fit(config, resume=broken)
+    assert torch.equal(
+        load_checkpoint(whole / "checkpoints/last.pt")["model"]["classifier.weight"],
+        load_checkpoint(last)["model"]["classifier.weight"],
+    )
+
+
+def test_random_bytes_as_last_pt_fall_back_to_previous(tmp_path: Path) -> None:
+    run = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)  # last.pt and previous.pt
+    (run / "checkpoints/last.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    _, path = load_resume_checkpoint(run)
+    assert path.name == "previous.pt"
+
+
+def test_a_resume_refuses_a_code_carrying_last_pt_even_with_a_good_previous(
+    tmp_path: Path, marker: Path
+) -> None:
+    run = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)
+    plant(run / "checkpoints/last.pt", marker)
+    assert main(["train", "--resume", str(run)]) == 2
+
+
+def test_a_saved_numpy_array_comes_back_as_the_same_array(tmp_path: Path) -> None:
+    array = np.arange(5, dtype=np.uint32) * 1_000_000_000
+    save_checkpoint({"model": {}, "a": array, "s": np.float64(0.5)}, tmp_path / "a.pt")
+    state = load_checkpoint(tmp_path / "a.pt")
+    assert state["a"].dtype == np.uint32 and np.array_equal(state["a"], array)
+    assert state["s"] == 0.5 and type(state["s"]) is float
+
+
+# --- real faults: a full disk and a folder turning read-only, on a small tmpfs -----------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs of our own (we run as root in CI); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8); the faults are faked elsewhere")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> None:
+    """Take all but 200 kB of `disk`: the next checkpoint (700 kB) starts, then runs out."""
+    with (disk / "filler").open("wb", buffering=0) as file:
+        for block in (65536, 512):  # then the last partial page
+            with contextlib.suppress(OSError):
+                while True:
+                    file.write(b"\0" * block)
+        file.truncate(file.tell() - 200_000)
+
+
+def remount_read_only(disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("fault", [fill, remount_read_only], ids=["disk-full", "read-only"])
+def test_a_real_fault_mid_run_is_one_line_and_keeps_last_pt(
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fault: object,
+) -> None:
+    """Just before the fourth checkpoint save the disk really is full (or read-only)."""
+    import classicnets.train.loop as loop_module
+
+    real_save, calls = loop_module.save_checkpoint, [0]
+
+    def save_after_fault(*args: object, **kwargs: object) -> None:
+        calls[0] += 1
+        if calls[0] == 4:
+            fault(small_disk)  # type: ignore[operator]
+        real_save(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_after_fault)
+    sets = ["--set", "train.epochs=2", "--set", "train.checkpoint_every_steps=1"]
+    code = main(["train", "--preset", "smoke", "--out", str(small_disk), *sets])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err, err
+    reason = "No space left on device" if fault is fill else "Read-only file system"
+    assert err.splitlines()[-1].startswith("classicnets: error: cannot write")
+    assert reason in err.splitlines()[-1]
+    (run,) = [p for p in small_disk.iterdir() if p.is_dir()]
+    saved, path = load_resume_checkpoint(run)
+    assert path.name == "last.pt" and saved["train_state"]["global_step"] == 3
