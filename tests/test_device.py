@@ -13,9 +13,13 @@ from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import confusion_matrix
 from classicnets.precision import pick_precision
+from classicnets.train.run_folder import environment
 
 
-def test_auto_on_cpu_is_fp32_with_channels_last() -> None:
+def test_auto_on_cpu_without_native_bf16_is_fp32_with_channels_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
     precision = pick_precision(TrainConfig(), torch.device("cpu"))
     assert precision.amp_dtype is None
     assert not precision.use_grad_scaler
@@ -78,3 +82,39 @@ def test_crops_on_cuda_equal_crops_on_cpu() -> None:
     on_cpu = crop_at(images, top, left, 5, flip)
     on_gpu = crop_at(images.cuda(), top, left, 5, flip)
     assert torch.equal(on_gpu.cpu(), on_cpu)
+
+
+@pytest.mark.parametrize(
+    ("mkldnn_bf16", "avx512_bf16", "amx", "machine", "expected"),
+    [
+        (True, True, False, "x86_64", torch.bfloat16),  # AVX512_BF16 (Zen 4/5, Cooper Lake)
+        (True, False, True, "x86_64", torch.bfloat16),  # AMX (Sapphire Rapids and later)
+        (True, False, False, "x86_64", None),  # AVX-512 without bf16: oneDNN emulates it
+        (False, False, False, "x86_64", None),  # AVX2
+        (True, False, False, "aarch64", torch.bfloat16),  # oneDNN's check is Arm's BF16
+        (False, False, False, "aarch64", None),
+    ],
+)
+def test_auto_on_cpu_is_bf16_only_where_the_cpu_runs_it_natively(
+    monkeypatch: pytest.MonkeyPatch,
+    mkldnn_bf16: bool,
+    avx512_bf16: bool,
+    amx: bool,
+    machine: str,
+    expected: torch.dtype | None,
+) -> None:
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: mkldnn_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(precision_module.platform, "machine", lambda: machine)
+    precision = pick_precision(TrainConfig(), torch.device("cpu"))
+    assert precision.amp_dtype == expected
+    assert precision.name == ("bf16" if expected else "fp32")
+    assert not precision.use_grad_scaler
+    off = pick_precision(dataclasses.replace(TrainConfig(), amp="off"), torch.device("cpu"))
+    assert off.amp_dtype is None and off.name == "fp32"
+
+
+def test_env_json_records_the_precision_in_use() -> None:
+    env = environment(torch.device("cpu"), "bf16", ["classicnets", "train"])
+    assert env["precision"] == "bf16" and env["device"] == "cpu"

@@ -108,7 +108,7 @@ class TrainConfig:
     device: DeviceName = "auto"  # auto picks cuda > mps > cpu
     seed: int = 0
     deterministic: bool = False
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off elsewhere
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: native bf16 (precision.py)
     channels_last: Literal["auto", "yes", "no"] = "auto"  # auto: on (CUDA and CPU)
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off

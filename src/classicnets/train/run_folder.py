@@ -89,8 +89,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
-    """Versions, device and code revision, saved as env.json."""
+def environment(device: torch.device, precision: str, command: Sequence[str]) -> dict[str, Any]:
+    """Versions, device, precision (fp32, bf16 or fp16) and code revision, saved as env.json."""
     import torchvision
 
     commit = _git("rev-parse", "HEAD")
@@ -106,6 +106,7 @@ def environment(device: torch.device, command: Sequence[str]) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "device": str(device),
         "device_name": device_name,
+        "precision": precision,
         "cpu_threads": torch.get_num_threads(),
         "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "malloc": classicnets.MALLOC,

@@ -241,7 +241,8 @@ def start_run_folder(
 ) -> Path:
     run_dir = create_run_dir(out_root, config.model.name, config.data.name, run_name)
     save_config(config, run_dir / "config.yaml")
-    write_json(run_dir / "env.json", environment(parts.precision.device, command))
+    precision = parts.precision
+    write_json(run_dir / "env.json", environment(precision.device, precision.name, command))
     log.info("run folder: %s", run_dir)
     return run_dir
 
