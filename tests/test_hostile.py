@@ -231,3 +231,60 @@ def test_a_real_fault_mid_run_is_one_line_and_keeps_last_pt(
     (run,) = [p for p in small_disk.iterdir() if p.is_dir()]
     saved, path = load_resume_checkpoint(run)
     assert path.name == "last.pt" and saved["train_state"]["global_step"] == 3
+
+
+# --- numbers that pass the type check but not the sense check ----------------------------------
+
+OUT_OF_RANGE = [
+    "train.seed=1e20",
+    "train.seed=-1",
+    "train.seed=18446744073709551616",
+    "optim.lr=.nan",
+    "optim.lr=.inf",
+    "optim.momentum=-0.5",
+    "optim.weight_decay=-1.0",
+    "schedule.pct_start=1.5",
+    "train.label_smoothing=1.5",
+    "train.log_every_steps=0",
+    "train.epochs=0",
+    "train.epochs=-3",
+    "model.dropout=1.0",
+    "schedule.milestones=[3,-1]",
+]
+
+
+@pytest.mark.parametrize("override", OUT_OF_RANGE)
+def test_an_out_of_range_number_is_refused_in_one_line_before_anything_is_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str
+) -> None:
+    out = tmp_path / "runs"
+    assert main(["train", "--preset", "smoke", "--out", str(out), "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and override.split("=")[0] in err, err
+    assert not out.exists()
+
+
+def test_every_numeric_config_field_has_a_range() -> None:
+    from classicnets.config import RunConfig
+    from classicnets.config_ranges import RANGES, numeric_fields
+
+    assert sorted(RANGES) == sorted(numeric_fields(RunConfig))
+    assert all(allowed.why for allowed in RANGES.values())
+
+
+def test_seeds_past_two_to_the_53_stay_exact() -> None:
+    assert load_config("smoke", [f"train.seed={2**53 + 1}"]).train.seed == 2**53 + 1
+    assert load_config("smoke", ["data.split_seed=12345678901234567"]).data.split_seed == (
+        12345678901234567
+    )
+
+
+def test_one_cycle_too_short_to_rise_is_refused_before_the_first_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sets = ["--set", "data.limit=100", "--set", "train.epochs=1"]
+    code = main(["train", "--preset", "default", "--out", str(tmp_path), *sets])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "Traceback" not in "".join(err)
+    assert "onecycle" in err[-1] and "this run has 4" in err[-1]
+    assert list(tmp_path.iterdir()) == []

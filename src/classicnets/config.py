@@ -7,8 +7,10 @@ string, so numbers given as strings are converted here).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -212,7 +214,12 @@ def _parse_scalar(raw: str) -> Any:
 
 
 def config_from_dict(tree: dict[str, Any]) -> RunConfig:
-    return typing.cast(RunConfig, _build(RunConfig, tree, prefix=""))
+    """A RunConfig from a nested dict; a wrong key, type or out-of-range number is a UserError."""
+    from classicnets.config_ranges import check_ranges  # the table needs these classes
+
+    config = typing.cast(RunConfig, _build(RunConfig, tree, prefix=""))
+    check_ranges(config)
+    return config
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:
@@ -275,15 +282,7 @@ def coerce(value: Any, target: Any, key: str) -> Any:
             return False
         raise UserError(f"{key} must be true or false; got {value!r}")
     if target is int:
-        if isinstance(value, bool):
-            raise UserError(f"{key} must be an integer; got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"{key} must be an integer; got {value!r}") from None
-        if not number.is_integer():
-            raise UserError(f"{key} must be an integer; got {value!r}")
-        return int(number)
+        return _coerce_int(value, key)
     if target is float:
         if isinstance(value, bool):
             raise UserError(f"{key} must be a number; got {value!r}")
@@ -296,6 +295,27 @@ def coerce(value: Any, target: Any, key: str) -> Any:
             raise UserError(f"{key} must be a string; got {value!r}")
         return "" if value is None else str(value)
     raise TypeError(f"config field {key} has an unsupported type {target!r}")
+
+
+def _coerce_int(value: Any, key: str) -> int:
+    """An integer read as one (a seed of 2**53 + 1 stays exact); a float only when it holds an
+    integer exactly (5.0, "1e3"), since past 2**53 a float has lost the digits already."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return int(value.strip())
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise UserError(f"{key} must be an integer; got {value!r}")
+    if abs(number) > 2**53:
+        raise UserError(
+            f"{key}: {value!r} is too large for a float to hold exactly; write it in digits"
+        )
+    return int(number)
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

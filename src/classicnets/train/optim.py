@@ -14,8 +14,8 @@ from classicnets.errors import UserError
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """SGD (optionally Nesterov), Adam or AdamW. Weight decay skips biases and norm layers'
     parameters only for AdamW, following its paper (decoupled decay, arXiv:1711.05101)."""
-    if cfg.lr <= 0:
-        raise UserError(f"optim.lr must be positive; got {cfg.lr}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):  # also in config_ranges: a cheap guard
+        raise UserError(f"optim.lr must be positive and finite; got {cfg.lr}")
     params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
     fused = fused_update_available(params)
     if cfg.name == "sgd":
@@ -75,6 +75,7 @@ def build_scheduler(
         )
         return Schedule(per_step=None, plateau=plateau)
     if cfg.name == "onecycle":
+        check_onecycle_length(cfg, epochs, steps_per_epoch)
         peak = [group["lr"] for group in optimizer.param_groups]
         onecycle = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=peak, total_steps=total_steps, pct_start=cfg.pct_start
@@ -82,6 +83,19 @@ def build_scheduler(
         return Schedule(per_step=onecycle, plateau=None)
     multiplier = lr_multiplier(cfg, steps_per_epoch, total_steps, optimizer.defaults["lr"])
     return Schedule(torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier), plateau=None)
+
+
+def check_onecycle_length(cfg: ScheduleConfig, epochs: int, steps_per_epoch: int) -> None:
+    """One-cycle rises for pct_start of the steps; with one step or less to rise over, torch's
+    OneCycleLR divides by zero (4 steps at pct_start 0.25) or never rises."""
+    total_steps = epochs * steps_per_epoch
+    if cfg.pct_start * total_steps <= 1:
+        needed = math.floor(1 / cfg.pct_start) + 1
+        raise UserError(
+            f"schedule.name=onecycle with pct_start {cfg.pct_start:g} needs at least {needed} "
+            f"optimizer steps; this run has {total_steps} ({epochs} epochs x {steps_per_epoch} "
+            "steps): train longer, on more data, or with another schedule.name"
+        )
 
 
 def lr_multiplier(
