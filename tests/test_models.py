@@ -39,6 +39,14 @@ PARAM_COUNTS = {
     "resnet18": 11_689_512,  # torchvision's published count
     "resnet18_cifar": 11_173_962,
     "convnet4_cifar": 89_578,  # 2,432 + 25,632 + 51,264 + 10,250
+    # The nets of the published student runs (docs/reproductions.md), at 10 classes:
+    "alexnet_onetower_nolrn": 58_322_314,  # 3,747,200 convs + 9216-4096-4096-10
+    "alexnet_onetower_bn": 58_325_066,  # + 2 x (96 + 256 + 384 + 384 + 256) BN
+    "alexnet_cifar_nolrn": 36_925_322,
+    "alexnet_onetower_128": 24_767_882,  # 3,747,200 convs + 1024-4096-4096-10
+    "vgg16_cifar_fc": 33_638_218,  # 14,714,688 convs + 512-4096-4096-10
+    "vgg16_bn_cifar_fc": 33_646_666,
+    "vgg13_128": 59_785_802,  # 9,404,992 convs + 8192-4096-4096-10
 }
 
 
@@ -327,7 +335,7 @@ def test_unknown_model_lists_close_names() -> None:
 def test_unknown_option_names_model_and_accepted_options() -> None:
     with pytest.raises(UserError, match="model vgg16 does not accept activation") as error:
         build_model("vgg16", activation="tanh")
-    assert "norm, dropout, init" in str(error.value)
+    assert "norm, dropout, dropout_position, pooled_size, fc_width, init" in str(error.value)
     with pytest.raises(UserError, match="resnet18 does not accept norm; it takes no options"):
         build_model("resnet18", norm="bn")
 
@@ -363,7 +371,17 @@ def test_model_info() -> None:
     assert info.input_size == (3, 227, 227)
     assert info.min_input_size == 67
     assert "§3" in info.paper and info.family == "alexnet"
-    assert info.options == ("norm", "activation", "overlap_pool", "dropout", "init")
+    assert info.options == (
+        "norm",
+        "lrn_alpha",
+        "activation",
+        "overlap_pool",
+        "columns",
+        "dropout",
+        "dropout_position",
+        "pooled_size",
+        "init",
+    )
     assert model_info("vgg16_bn_cifar").num_classes == 10
 
 
@@ -395,3 +413,56 @@ def test_adaptive_pool_passes_maps_of_its_size_through_and_pools_others(
     torch.testing.assert_close(ours(x), torchs(x))
     bigger = torch.randn(2, 3, 9, 7)
     torch.testing.assert_close(ours(bigger), torchs(bigger))
+
+
+def test_lrn_alpha_pytorch_is_nn_local_response_norm_as_ports_call_it() -> None:
+    torch.manual_seed(0)
+    a = torch.randn(2, 96, 5, 5) * 40
+    lrn = build_on_meta("alexnet_onetower_128", 10).features[2]
+    port = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # 2e-5 in §3.3's form
+    torch.testing.assert_close(lrn(a), port(a))
+    torch.testing.assert_close(lrn(a), paper_lrn_reference(a, k=2.0, n=5, alpha=2e-5, beta=0.75))
+
+
+def _kinds(layers: nn.Module) -> list[str]:
+    return [type(layer).__name__ for layer in layers.children()]
+
+
+def test_write_up_nets_have_the_layers_their_runs_describe() -> None:
+    no_lrn = build_on_meta("alexnet_cifar_nolrn", 10)
+    assert "LocalResponseNorm" not in _kinds(no_lrn.features)
+    assert "LocalResponseNorm" in _kinds(build_on_meta("alexnet_cifar", 10).features)
+    imagenette = build_on_meta("alexnet_onetower_nolrn", 10)
+    assert _kinds(imagenette.classifier) == [
+        "Dropout", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Linear",
+    ]  # fmt: skip
+    assert [m.groups for m in imagenette.features if isinstance(m, nn.Conv2d)] == [1] * 5
+    assert imagenette.features[0].padding == (0, 0)  # conv1 11x11/4, no padding
+    vgg = build_on_meta("vgg16_bn_cifar_fc", 10)
+    assert _kinds(vgg.classifier) == [
+        "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
+    ]  # fmt: skip
+    assert [m.in_features for m in vgg.classifier if isinstance(m, nn.Linear)][0] == 512
+    vgg128 = build_on_meta("vgg13_128", 10)
+    assert sum(isinstance(m, nn.Conv2d) for m in vgg128.features) == 10
+    assert vgg128.classifier[1].in_features == 8192 and vgg128.classifier[0].p == 0.5
+
+
+def test_write_up_nets_map_their_native_inputs_to_the_fc_widths_without_resizing() -> None:
+    for name, side, pooled in (("alexnet_onetower_128", 128, 2), ("vgg13_128", 128, 4)):
+        model = build_on_meta(name, 10)
+        maps = model.features(torch.empty(1, 3, side, side, device="meta"))
+        assert maps.shape[-1] == pooled, name  # the avgpool is the identity there
+
+
+def test_knobs_rebuild_one_variant_from_another() -> None:
+    tuned = build_on_meta(
+        "vgg16_bn_cifar", 10, fc_width=4096, dropout=0.5, dropout_position="after_fc"
+    )
+    assert count_params(tuned) == 33_646_666
+    merged = build_on_meta("alexnet", 10, columns=1, norm="none", dropout_position="before_fc")
+    assert count_params(merged) == 58_322_314
+    with pytest.raises(UserError, match="pooled_size must be a whole number >= 1"):
+        build_model("vgg16_cifar", pooled_size=0)
+    with pytest.raises(UserError, match="columns must be one of 1, 2"):
+        build_model("alexnet", columns=3)

@@ -27,19 +27,122 @@ DeviceName = str  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
 TestViews = Literal["none", "flip", "10crop"]  # test-time augmentation: flips, AlexNet §4.1
 
 
+Norm = Literal["lrn", "bn", "none"]
+LrnAlpha = Literal["paper", "pytorch"]
+Activation = Literal["relu", "tanh"]
+DropoutPosition = Literal["before_fc", "after_fc"]
+InitScheme = Literal["paper", "kaiming", "xavier", "torchvision", "default"]
+
+
+def _knob(doc: str, low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    """Field metadata marking a ModelConfig field as a builder argument (None keeps the
+    model's own default); low/high bound a number (high exclusive); `doc` describes it."""
+    return {"knob": doc, "low": low, "high": high}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which registered model to build. `None` keeps the builder's own (paper) default."""
+    """Which registered model to build. The knob fields (see `model_knobs`) are builder
+    arguments; `None` keeps the builder's own default (the paper's, or the variant's)."""
 
     name: str = "alexnet_cifar"
-    norm: Literal["lrn", "bn", "none"] | None = None
-    activation: Literal["relu", "tanh"] | None = None
-    overlap_pool: bool | None = None
-    dropout: float | None = None
-    init: Literal["paper", "kaiming", "xavier", "torchvision"] | None = None
+    norm: Norm | None = field(
+        default=None,
+        metadata=_knob("normalisation: AlexNet §3.3 LRN, BatchNorm after every conv, none"),
+    )
+    lrn_alpha: LrnAlpha | None = field(
+        default=None,
+        metadata=_knob(
+            "how LRN's alpha=1e-4 is read: paper (§3.3 sum) or pytorch (nn.LocalResponseNorm "
+            "divides it by n=5, i.e. 2e-5 in the paper's form)"
+        ),
+    )
+    activation: Activation | None = field(
+        default=None, metadata=_knob("ReLU (AlexNet §3.1) or tanh (its Fig. 1 baseline)")
+    )
+    overlap_pool: bool | None = field(
+        default=None, metadata=_knob("3x3/2 overlapping max-pools (AlexNet §3.4) or 2x2/2")
+    )
+    columns: Literal[1, 2] | None = field(
+        default=None,
+        metadata=_knob("AlexNet §3.2: 2 = the two GPU columns as grouped conv2/4/5, 1 = one tower"),
+    )
+    dropout: float | None = field(
+        default=None, metadata=_knob("dropout probability on the hidden FC layers", 0.0, 1.0)
+    )
+    dropout_position: DropoutPosition | None = field(
+        default=None,
+        metadata=_knob(
+            "dropout after each hidden FC layer's ReLU (AlexNet §4.2, VGG) or before the FC layer"
+        ),
+    )
+    pooled_size: int | None = field(
+        default=None,
+        metadata=_knob(
+            "side of the map flattened into the first FC layer (an adaptive average pool makes "
+            "it; equal to the last feature map's side it is the identity)",
+            1,
+        ),
+    )
+    fc_width: int | None = field(
+        default=None,
+        metadata=_knob(
+            "width of the two hidden FC layers; 0 = one linear layer on the pooled features", 0
+        ),
+    )
+    init: InitScheme | None = field(
+        default=None,
+        metadata=_knob(
+            "weight init: paper (§5 / §3.1 Gaussians), kaiming, xavier, torchvision (what its "
+            "class does), default (PyTorch's layer defaults)"
+        ),
+    )
     # AlexNet §3.2: the two columns on two devices, e.g. [cuda:0, cuda:1]; empty = one device.
     column_devices: list[str] = field(default_factory=list)
     weights: str = ""  # a local .pth state_dict to start from ("" = the model's own init)
+
+
+@dataclass(frozen=True)
+class KnobSpec:
+    """One model knob: its name, accepted values (None for a number) and bounds, and doc."""
+
+    name: str
+    choices: tuple[object, ...] | None
+    kind: type
+    low: int | float | None
+    high: int | float | None
+    doc: str
+
+
+def model_knobs() -> dict[str, KnobSpec]:
+    """Every model knob, read from ModelConfig: the one place knobs are declared."""
+    hints = typing.get_type_hints(ModelConfig)
+    specs = {}
+    for spec in fields(ModelConfig):
+        if "knob" not in spec.metadata:
+            continue
+        value_type = next(a for a in typing.get_args(hints[spec.name]) if a is not type(None))
+        choices: tuple[object, ...] | None = None
+        kind: type = value_type if isinstance(value_type, type) else object
+        if typing.get_origin(value_type) is Literal:
+            choices = typing.get_args(value_type)
+            kind = type(choices[0])
+        elif value_type is bool:
+            choices = (True, False)
+        specs[spec.name] = KnobSpec(
+            spec.name,
+            choices,
+            kind,
+            spec.metadata["low"],
+            spec.metadata["high"],
+            spec.metadata["knob"],
+        )
+    return specs
+
+
+def knob_values(cfg: ModelConfig) -> dict[str, Any]:
+    """The knobs `cfg` sets, as builder keyword arguments (unset ones keep the defaults)."""
+    return {name: getattr(cfg, name) for name in model_knobs() if getattr(cfg, name) is not None}
 
 
 @dataclass(frozen=True)

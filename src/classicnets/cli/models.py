@@ -1,4 +1,5 @@
-"""Subcommands: `models` (list the model zoo) and `summary` (per-layer table of one model)."""
+"""Subcommands: `models` (list the model zoo) and `summary` (per-layer table of one model, by
+name or as a preset builds it)."""
 
 import argparse
 import re
@@ -6,6 +7,7 @@ from typing import Any
 
 import torch
 
+from classicnets.config import knob_values, load_config
 from classicnets.errors import UserError
 from classicnets.models import build_model, check_input_size, list_models, model_info
 from classicnets.models.summary import format_summary, summarize
@@ -27,7 +29,15 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
         description="Print a per-layer table (output shape, parameters, MACs) and totals. "
         "MACs are multiply-accumulates, counted by torch.utils.flop_counter; FLOPs = 2 x MACs.",
     )
-    summary.add_argument("name", help="a model name, see `classicnets models`")
+    summary.add_argument("name", nargs="?", help="a model name, see `classicnets models`")
+    summary.add_argument(
+        "--preset",
+        help="summarise the model a preset (configs/ name or YAML path) builds, with its knobs "
+        "and image size",
+    )
+    summary.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override the preset"
+    )
     summary.add_argument(
         "--input",
         metavar="CxHxW",
@@ -66,7 +76,7 @@ def run_models(args: argparse.Namespace) -> int:
         cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
         cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
         print("  ".join(cells))
-    print("params are counted with `classes` outputs: 1000 (ImageNet), 10 for _cifar models")
+    print("params are counted with `classes` outputs, each model's usual class count")
     return 0
 
 
@@ -82,11 +92,36 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    info = model_info(args.name)
-    input_shape = info.input_size if args.input is None else parse_input_shape(args.input)
+    if (args.name is None) == (args.preset is None):
+        raise UserError("summary takes a model name or --preset NAME (one of them)")
+    if args.set and args.preset is None:
+        raise UserError("summary: --set needs --preset")
+    knobs: dict[str, Any] = {}
+    image_size = 0
+    if args.preset is not None:
+        config = load_config(args.preset, args.set)
+        name, knobs, image_size = (
+            config.model.name,
+            knob_values(config.model),
+            config.data.image_size,
+        )
+    else:
+        name = args.name
+    info = model_info(name)
+    input_shape = info.input_size
+    if args.input is not None:
+        input_shape = parse_input_shape(args.input)
+    elif image_size:
+        input_shape = (3, image_size, image_size)
     check_input_size(info.name, min(input_shape[1:]))
     num_classes = info.num_classes if args.num_classes is None else args.num_classes
-    model = build_model(info.name, num_classes=num_classes)
+    model = build_model(info.name, num_classes=num_classes, **knobs)
+    if args.preset is not None:
+        print(f"preset {args.preset}: model {info.name} at {_shape_text(input_shape)}")
+        resolved = {**dict(info.defaults), **knobs}
+        given = ", ".join(f"{key}={value}" for key, value in knobs.items()) or "none"
+        print(f"knobs the preset sets: {given}")
+        print("knobs as built: " + ", ".join(f"{k}={v}" for k, v in resolved.items()))
     print(f"{info.name}: {info.paper}; {num_classes} classes")
     print(format_summary(summarize(model, input_shape)))
     return 0

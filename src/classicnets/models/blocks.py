@@ -2,16 +2,13 @@
 the local response normalisation of Krizhevsky et al. 2012 (§3.3), the activation and norm
 knobs, and the init schemes the papers and torchvision use."""
 
-from typing import Literal
-
 import torch
 from torch import nn
 
+from classicnets.config import Activation, DropoutPosition, InitScheme, LrnAlpha, Norm
 from classicnets.models.lrn import LocalResponseNorm
 
-Norm = Literal["lrn", "bn", "none"]
-Activation = Literal["relu", "tanh"]
-InitScheme = Literal["paper", "kaiming", "xavier", "torchvision"]
+__all__ = ["Activation", "DropoutPosition", "InitScheme", "LrnAlpha", "Norm"]
 
 # AlexNet §3.3: k=2, n=5, alpha=1e-4, beta=0.75 (VGG's A-LRN uses the same, VGG §2.1).
 LRN_SIZE = 5
@@ -20,13 +17,13 @@ LRN_BETA = 0.75
 LRN_K = 2.0
 
 
-def paper_lrn(groups: int = 1) -> LocalResponseNorm:
+def paper_lrn(groups: int = 1, lrn_alpha: LrnAlpha = "paper") -> LocalResponseNorm:
     """AlexNet §3.3 response normalisation, b = a / (k + alpha * sum(a^2))^beta over n maps;
-    with `groups`, over the maps of one group (one GPU's column) only."""
+    with `groups`, over the maps of one group (one GPU's column) only. lrn_alpha="pytorch"
+    passes alpha=1e-4 to PyTorch's form as many ports do, which divides it by n: 2e-5 here."""
     # PyTorch divides alpha by n inside the sum, so pass n * alpha to get the paper's formula.
-    return LocalResponseNorm(
-        size=LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K, groups=groups
-    )
+    alpha = LRN_SIZE * LRN_ALPHA if lrn_alpha == "paper" else LRN_ALPHA
+    return LocalResponseNorm(size=LRN_SIZE, alpha=alpha, beta=LRN_BETA, k=LRN_K, groups=groups)
 
 
 class Dropout(nn.Dropout):
@@ -86,6 +83,14 @@ def init_normal(model: nn.Module, std: float) -> None:
         nn.init.normal_(layer.weight, mean=0.0, std=std)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
+    reset_batchnorm(model)
+
+
+def init_default(model: nn.Module) -> None:
+    """PyTorch's own layer init (kaiming-uniform with a=sqrt(5), uniform biases), which a model
+    keeps when its code sets none: what torchvision's AlexNet and many ports do."""
+    for layer in weighted_layers(model):
+        layer.reset_parameters()
     reset_batchnorm(model)
 
 

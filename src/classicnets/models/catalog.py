@@ -1,7 +1,10 @@
 """The model registry and the one entry point, `build_model`, that the rest of classicnets uses.
 
 Family modules register their builders on `MODELS` with the metadata `ModelInfo` reads:
-input_size (C, H, W), min_input_size, paper (one-line source) and family.
+input_size (C, H, W), min_input_size, paper (one-line source), family, and optionally
+num_classes (the class count it is listed at) and defaults (the knobs it takes, with the
+values it builds when they are unset). Knob names, values and ranges come from
+config.model_knobs, the one place they are declared.
 """
 
 import inspect
@@ -11,18 +14,11 @@ from typing import Any
 
 from torch import nn
 
+from classicnets.config import model_knobs
 from classicnets.errors import UserError
 from classicnets.registry import Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
-
-# The architecture knobs shared with config.ModelConfig, and the values each accepts.
-OPTION_CHOICES: dict[str, tuple[object, ...]] = {
-    "norm": ("lrn", "bn", "none"),
-    "activation": ("relu", "tanh"),
-    "init": ("paper", "kaiming", "xavier", "torchvision"),
-    "overlap_pool": (True, False),
-}
 
 
 @dataclass(frozen=True)
@@ -42,20 +38,63 @@ class ModelInfo:
     family: str
     options: tuple[str, ...]
     num_classes: int = 1000
+    defaults: tuple[tuple[str, Any], ...] = ()  # (knob, value) the builder uses when unset
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered variant of a family: a row of the family's variant table."""
+
+    name: str
+    table_key: str  # the family's own layout label (VGG Table 1 column, AlexNet layout)
+    defaults: dict[str, Any]  # every knob the family takes, with this variant's values
+    input_side: int
+    min_input_size: int
+    paper: str
+    summary: str  # the builder docstring's first line
+    deviations: str  # "none", or the list of changes from the paper
+    num_classes: int = 1000
+
+
+def register_variants(
+    family: str, variants: list[Variant], build: Callable[[Variant, int, dict[str, Any]], nn.Module]
+) -> None:
+    """Register one builder per variant; each calls `build(variant, num_classes, knobs)` with
+    the variant's defaults overridden by the knobs given."""
+    for variant in variants:
+
+        def builder(
+            num_classes: int = variant.num_classes, variant: Variant = variant, **knobs: Any
+        ) -> nn.Module:
+            return build(variant, num_classes, {**variant.defaults, **knobs})
+
+        builder.__name__ = builder.__qualname__ = variant.name
+        builder.__doc__ = f"{variant.summary}\n\nDeviations: {variant.deviations}"
+        MODELS.register(
+            variant.name,
+            input_size=(3, variant.input_side, variant.input_side),
+            min_input_size=variant.min_input_size,
+            paper=variant.paper,
+            family=family,
+            num_classes=variant.num_classes,
+            defaults=dict(variant.defaults),
+        )(builder)
 
 
 def list_models() -> list[str]:
     return MODELS.names()
 
 
-def _builder_options(builder: Callable[..., nn.Module]) -> tuple[str, ...]:
-    parameters = inspect.signature(builder).parameters
-    return tuple(name for name in parameters if name != "num_classes")
+def _builder_options(name: str) -> tuple[str, ...]:
+    defaults = MODELS.meta(name).get("defaults")
+    if defaults is not None:
+        return tuple(defaults)
+    parameters = inspect.signature(MODELS.get(name)).parameters
+    return tuple(option for option in parameters if option != "num_classes")
 
 
 def model_info(name: str) -> ModelInfo:
     """The registry metadata of `name`; unknown names raise UnknownNameError."""
-    builder = MODELS.get(name)
     meta = MODELS.meta(name)
     channels, height, width = meta["input_size"]
     return ModelInfo(
@@ -64,8 +103,9 @@ def model_info(name: str) -> ModelInfo:
         min_input_size=int(meta["min_input_size"]),
         paper=str(meta["paper"]),
         family=str(meta["family"]),
-        options=_builder_options(builder),
-        num_classes=10 if name.endswith("_cifar") else 1000,
+        options=_builder_options(name),
+        num_classes=int(meta.get("num_classes", 10 if name.endswith("_cifar") else 1000)),
+        defaults=tuple((meta.get("defaults") or {}).items()),
     )
 
 
@@ -81,14 +121,26 @@ def check_input_size(name: str, image_size: int) -> None:
 
 
 def _check_option_value(name: str, option: str, value: Any) -> None:
-    if option == "dropout":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-            raise UserError(f"model {name}: dropout must be a number in [0, 1); got {value!r}")
+    spec = model_knobs().get(option)
+    if spec is None:
         return
-    choices = OPTION_CHOICES.get(option)
-    if choices is not None and (value not in choices or type(value) is not type(choices[0])):
-        accepted = ", ".join(str(choice).lower() for choice in choices)
-        raise UserError(f"model {name}: {option} must be one of {accepted}; got {value!r}")
+    if spec.choices is not None:
+        if value not in spec.choices or type(value) is not spec.kind:
+            accepted = ", ".join(str(choice).lower() for choice in spec.choices)
+            raise UserError(f"model {name}: {option} must be one of {accepted}; got {value!r}")
+        return
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if spec.kind is int and not isinstance(value, int):
+        is_number = False
+    too_low = is_number and spec.low is not None and value < spec.low
+    too_high = is_number and spec.high is not None and value >= spec.high
+    if not is_number or too_low or too_high:
+        kind = "a whole number" if spec.kind is int else "a number"
+        if spec.low is not None and spec.high is not None:
+            kind += f" in [{spec.low}, {spec.high})"
+        elif spec.low is not None:
+            kind += f" >= {spec.low}"
+        raise UserError(f"model {name}: {option} must be {kind}; got {value!r}")
 
 
 def _is_unset(value: Any) -> bool:
@@ -105,7 +157,7 @@ def build_model(name: str, num_classes: int = 1000, **options: Any) -> nn.Module
     builder = MODELS.get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise UserError(f"num_classes must be a whole number >= 1; got {num_classes!r}")
-    accepted = _builder_options(builder)
+    accepted = _builder_options(name)
     given = {option: value for option, value in options.items() if not _is_unset(value)}
     unknown = sorted(set(given) - set(accepted))
     if unknown:

@@ -1,6 +1,7 @@
 """VGG: Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
 Recognition" (arXiv:1409.1556). Configurations A-E of Table 1 in torchvision's module layout
-(so its state_dicts load), plus 32x32 CIFAR adaptations with a 512 -> num_classes head."""
+(so its state_dicts load), 32x32 CIFAR adaptations with a 512 -> num_classes head, and the
+nets of published student runs; every variant is a row of knob values (`VGG_VARIANTS`)."""
 
 from typing import Any
 
@@ -10,8 +11,10 @@ from torch import nn
 from classicnets.models.blocks import (
     AdaptiveAvgPool2d,
     Dropout,
+    DropoutPosition,
     InitScheme,
     Norm,
+    init_default,
     init_kaiming,
     init_normal,
     init_xavier,
@@ -19,7 +22,7 @@ from classicnets.models.blocks import (
     reset_batchnorm,
     weighted_layers,
 )
-from classicnets.models.catalog import MODELS
+from classicnets.models.catalog import Variant, register_variants
 from classicnets.models.conv import Conv2d
 
 # VGG Table 1. Each entry: (width, *kernel_sizes); every stage ends with a 2x2 max-pool (§2.1).
@@ -32,6 +35,7 @@ VGG_TABLE_1: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 HIDDEN_WIDTH = 4096  # §2.1: the first two FC layers have 4096 channels each
 IMAGENET_POOLED_SIZE = 7  # 224 / 2**5
+LAST_WIDTH = 512  # every configuration's last stage
 
 
 class VGG(nn.Module):
@@ -41,30 +45,21 @@ class VGG(nn.Module):
         self,
         config_key: str,
         num_classes: int,
+        *,
         norm: Norm,
         dropout: float,
+        dropout_position: DropoutPosition,
+        pooled_size: int,
+        fc_width: int,
         init: InitScheme,
-        cifar_head: bool,
     ) -> None:
         super().__init__()
         self.features = _features(VGG_TABLE_1[config_key], norm)
-        if cifar_head:
-            # Deviation: at 32x32 the five pools leave 512x1x1; one linear layer maps it.
-            self.avgpool: nn.Module = AdaptiveAvgPool2d(1)
-            self.classifier = nn.Sequential(Dropout(dropout), nn.Linear(512, num_classes))
-        else:
-            # Identity at 224x224 (torchvision's layout); lets larger images through.
-            self.avgpool = AdaptiveAvgPool2d(IMAGENET_POOLED_SIZE)
-            # §2.1 two 4096-wide FC layers, §3.1 dropout 0.5 on both.
-            self.classifier = nn.Sequential(
-                nn.Linear(512 * IMAGENET_POOLED_SIZE**2, HIDDEN_WIDTH),
-                nn.ReLU(inplace=True),
-                Dropout(dropout),
-                nn.Linear(HIDDEN_WIDTH, HIDDEN_WIDTH),
-                nn.ReLU(inplace=True),
-                Dropout(dropout),
-                nn.Linear(HIDDEN_WIDTH, num_classes),
-            )
+        # The identity when pooled_size is the last map's side (7 at 224x224, torchvision's
+        # layout; 1 at 32x32); else it resizes that map.
+        self.avgpool = AdaptiveAvgPool2d(pooled_size)
+        in_features = LAST_WIDTH * pooled_size**2
+        self.classifier = _classifier(in_features, num_classes, dropout, dropout_position, fc_width)
         self._init_weights(init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,6 +76,8 @@ class VGG(nn.Module):
             init_xavier(self)
         elif init == "kaiming":
             init_kaiming(self)
+        elif init == "default":
+            init_default(self)
         elif init == "torchvision":
             for layer in weighted_layers(self):
                 if isinstance(layer, nn.Conv2d):
@@ -111,202 +108,123 @@ def _features(stages: tuple[tuple[int, ...], ...], norm: Norm) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _build_vgg(
-    config_key: str,
+def _classifier(
+    in_features: int,
     num_classes: int,
-    norm: Norm,
     dropout: float,
-    init: InitScheme,
-    cifar_head: bool = False,
-) -> VGG:
-    return VGG(
-        config_key, num_classes, norm=norm, dropout=dropout, init=init, cifar_head=cifar_head
-    )
+    dropout_position: DropoutPosition,
+    fc_width: int,
+) -> nn.Sequential:
+    if fc_width == 0:
+        # Deviation (CIFAR): one linear layer on the pooled 512 features, dropout before it.
+        return nn.Sequential(Dropout(dropout), nn.Linear(in_features, num_classes))
+    fc6 = nn.Linear(in_features, fc_width)
+    fc7 = nn.Linear(fc_width, fc_width)
+    fc8 = nn.Linear(fc_width, num_classes)
+    if dropout_position == "after_fc":
+        # §2.1 two hidden FC layers, §3.1 dropout 0.5 on both (torchvision's layout).
+        return nn.Sequential(
+            fc6, nn.ReLU(inplace=True), Dropout(dropout),
+            fc7, nn.ReLU(inplace=True), Dropout(dropout),
+            fc8,
+        )  # fmt: skip
+    return nn.Sequential(
+        Dropout(dropout), fc6, nn.ReLU(inplace=True),
+        Dropout(dropout), fc7, nn.ReLU(inplace=True),
+        fc8,
+    )  # fmt: skip
 
 
-def _meta(column: str, bn: bool = False, cifar: bool = False) -> dict[str, Any]:
-    changes = [text for text, used in ((" + BatchNorm", bn), (", adapted to 32x32", cifar)) if used]
-    return {
-        "input_size": (3, 32, 32) if cifar else (3, 224, 224),
-        "min_input_size": 32,  # five 2x2 pools: 32 -> 1
-        "paper": f"Simonyan & Zisserman 2014 arXiv:1409.1556 Table 1 col {column}"
-        + "".join(changes),
-        "family": "vgg",
-    }
+def _build(variant: Variant, num_classes: int, knobs: dict[str, Any]) -> nn.Module:
+    return VGG(variant.table_key, num_classes, **knobs)
 
 
-# ImageNet builders: the 224x224 adaptive average pool is the identity, so "none" below
-# means none at the native size.
+def _paper(column: str, changes: str = "") -> str:
+    return f"Simonyan & Zisserman 2014 arXiv:1409.1556 Table 1 col {column}{changes}"
 
 
-@MODELS.register("vgg11", **_meta("A"))
-def vgg11(
-    num_classes: int = 1000, norm: Norm = "none", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-11, configuration A. Deviations: none."""
-    return _build_vgg("A", num_classes, norm, dropout, init)
+# §2.1/§3.1: the 4096-wide FC layers with dropout 0.5 on their outputs, N(0, 1e-2) init; the
+# 224x224 adaptive average pool is the identity, so "none" below means none at that size.
+IMAGENET: dict[str, Any] = {
+    "norm": "none",
+    "dropout": 0.5,
+    "dropout_position": "after_fc",
+    "pooled_size": IMAGENET_POOLED_SIZE,
+    "fc_width": HIDDEN_WIDTH,
+    "init": "paper",
+}
+# 32x32: the five pools leave 512x1x1; one linear layer maps it, no dropout; Glorot (xavier)
+# init, which §3.1 reports trains the deep nets from scratch.
+CIFAR = {**IMAGENET, "dropout": 0.0, "pooled_size": 1, "fc_width": 0, "init": "xavier"}
+CIFAR_CHANGES = "32x32 input; 512 -> num_classes head, no dropout, xavier init"
+BN_CHANGE = "BatchNorm after every conv, as torchvision's"
+DEPTHS = {"A": 11, "B": 13, "D": 16, "E": 19}
+STUDENT_RUN = "the net of a published student run"
 
 
-@MODELS.register("vgg11_lrn", **_meta("A-LRN"))
-def vgg11_lrn(
-    num_classes: int = 1000, norm: Norm = "lrn", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-11 with LRN after the first conv layer, configuration A-LRN. Deviations: none."""
-    return _build_vgg("A", num_classes, norm, dropout, init)
+def _table_variants() -> list[Variant]:
+    """Table 1's columns A, B, D, E, each with and without BatchNorm, at 224 and at 32."""
+    variants = []
+    for column, depth in DEPTHS.items():
+        for bn in (False, True):
+            name = f"vgg{depth}{'_bn' if bn else ''}"
+            norm = {"norm": "bn" if bn else "none"}
+            label = f"VGG-{depth} ({column}){' with BatchNorm' if bn else ''}"
+            variants.append(
+                Variant(
+                    name, column, {**IMAGENET, **norm}, 224, 32,
+                    _paper(column, " + BatchNorm" if bn else ""),
+                    f"{label}.", f"{BN_CHANGE}." if bn else "none.",
+                )
+            )  # fmt: skip
+            variants.append(
+                Variant(
+                    f"{name}_cifar", column, {**CIFAR, **norm}, 32, 32,
+                    _paper(column, (" + BatchNorm" if bn else "") + ", adapted to 32x32"),
+                    f"{label} for 32x32 images.",
+                    (f"{BN_CHANGE}; " if bn else "") + f"{CIFAR_CHANGES}.",
+                    num_classes=10,
+                )
+            )  # fmt: skip
+    return variants
 
 
-@MODELS.register("vgg13", **_meta("B"))
-def vgg13(
-    num_classes: int = 1000, norm: Norm = "none", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-13, configuration B. Deviations: none."""
-    return _build_vgg("B", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg16_c", **_meta("C"))
-def vgg16_c(
-    num_classes: int = 1000, norm: Norm = "none", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-16 with 1x1 convs ending stages 3-5, configuration C. Deviations: none."""
-    return _build_vgg("C", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg16", **_meta("D"))
-def vgg16(
-    num_classes: int = 1000, norm: Norm = "none", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-16, configuration D. Deviations: none."""
-    return _build_vgg("D", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg19", **_meta("E"))
-def vgg19(
-    num_classes: int = 1000, norm: Norm = "none", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-19, configuration E. Deviations: none."""
-    return _build_vgg("E", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg11_bn", **_meta("A", bn=True))
-def vgg11_bn(
-    num_classes: int = 1000, norm: Norm = "bn", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-11 (A) with BatchNorm. Deviations: BatchNorm after every conv, as torchvision's."""
-    return _build_vgg("A", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg13_bn", **_meta("B", bn=True))
-def vgg13_bn(
-    num_classes: int = 1000, norm: Norm = "bn", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-13 (B) with BatchNorm. Deviations: BatchNorm after every conv, as torchvision's."""
-    return _build_vgg("B", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg16_bn", **_meta("D", bn=True))
-def vgg16_bn(
-    num_classes: int = 1000, norm: Norm = "bn", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-16 (D) with BatchNorm. Deviations: BatchNorm after every conv, as torchvision's."""
-    return _build_vgg("D", num_classes, norm, dropout, init)
-
-
-@MODELS.register("vgg19_bn", **_meta("E", bn=True))
-def vgg19_bn(
-    num_classes: int = 1000, norm: Norm = "bn", dropout: float = 0.5, init: InitScheme = "paper"
-) -> VGG:
-    """VGG-19 (E) with BatchNorm. Deviations: BatchNorm after every conv, as torchvision's."""
-    return _build_vgg("E", num_classes, norm, dropout, init)
-
-
-# CIFAR builders. Deviations for all: 32x32 input; a 512 -> num_classes head instead of the
-# 4096-wide FC layers (the five pools leave 512x1x1), with dropout 0 before it by default;
-# Glorot (xavier) init by default, which §3.1 reports trains the deep nets from scratch.
-
-
-@MODELS.register("vgg11_cifar", **_meta("A", cifar=True))
-def vgg11_cifar(
-    num_classes: int = 10, norm: Norm = "none", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-11 (A) for 32x32 images.
-
-    Deviations: 512 -> num_classes head, no dropout, xavier init (see above).
-    """
-    return _build_vgg("A", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg13_cifar", **_meta("B", cifar=True))
-def vgg13_cifar(
-    num_classes: int = 10, norm: Norm = "none", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-13 (B) for 32x32 images.
-
-    Deviations: 512 -> num_classes head, no dropout, xavier init (see above).
-    """
-    return _build_vgg("B", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg16_cifar", **_meta("D", cifar=True))
-def vgg16_cifar(
-    num_classes: int = 10, norm: Norm = "none", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-16 (D) for 32x32 images.
-
-    Deviations: 512 -> num_classes head, no dropout, xavier init (see above).
-    """
-    return _build_vgg("D", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg19_cifar", **_meta("E", cifar=True))
-def vgg19_cifar(
-    num_classes: int = 10, norm: Norm = "none", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-19 (E) for 32x32 images.
-
-    Deviations: 512 -> num_classes head, no dropout, xavier init (see above).
-    """
-    return _build_vgg("E", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg11_bn_cifar", **_meta("A", bn=True, cifar=True))
-def vgg11_bn_cifar(
-    num_classes: int = 10, norm: Norm = "bn", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-11 (A) with BatchNorm for 32x32 images.
-
-    Deviations: BatchNorm after every conv; 512 -> num_classes head, no dropout, xavier init.
-    """
-    return _build_vgg("A", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg13_bn_cifar", **_meta("B", bn=True, cifar=True))
-def vgg13_bn_cifar(
-    num_classes: int = 10, norm: Norm = "bn", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-13 (B) with BatchNorm for 32x32 images.
-
-    Deviations: BatchNorm after every conv; 512 -> num_classes head, no dropout, xavier init.
-    """
-    return _build_vgg("B", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg16_bn_cifar", **_meta("D", bn=True, cifar=True))
-def vgg16_bn_cifar(
-    num_classes: int = 10, norm: Norm = "bn", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-16 (D) with BatchNorm for 32x32 images.
-
-    Deviations: BatchNorm after every conv; 512 -> num_classes head, no dropout, xavier init.
-    """
-    return _build_vgg("D", num_classes, norm, dropout, init, cifar_head=True)
-
-
-@MODELS.register("vgg19_bn_cifar", **_meta("E", bn=True, cifar=True))
-def vgg19_bn_cifar(
-    num_classes: int = 10, norm: Norm = "bn", dropout: float = 0.0, init: InitScheme = "xavier"
-) -> VGG:
-    """VGG-19 (E) with BatchNorm for 32x32 images.
-
-    Deviations: BatchNorm after every conv; 512 -> num_classes head, no dropout, xavier init.
-    """
-    return _build_vgg("E", num_classes, norm, dropout, init, cifar_head=True)
+VGG_VARIANTS = [
+    *_table_variants(),
+    Variant(
+        "vgg11_lrn", "A", {**IMAGENET, "norm": "lrn"}, 224, 32, _paper("A-LRN"),
+        "VGG-11 with LRN after the first conv layer, configuration A-LRN.", "none.",
+    ),
+    Variant(
+        "vgg16_c", "C", IMAGENET, 224, 32, _paper("C"),
+        "VGG-16 with 1x1 convs ending stages 3-5, configuration C.", "none.",
+    ),
+    Variant(
+        "vgg16_cifar_fc", "D", {**IMAGENET, "pooled_size": 1, "init": "xavier"}, 32, 32,
+        _paper("D", f", adapted to 32x32; {STUDENT_RUN} on CIFAR-10"),
+        "VGG-16 (D) for 32x32 images with the paper's two 4096-wide FC layers (512 inputs).",
+        "32x32 input, so fc6 takes the 512x1x1 maps (512 inputs instead of 25,088); Glorot "
+        "(xavier) init; 33,638,218 parameters at 10 classes.",
+        num_classes=10,
+    ),
+    Variant(
+        "vgg16_bn_cifar_fc", "D",
+        {**IMAGENET, "norm": "bn", "pooled_size": 1, "init": "xavier"}, 32, 32,
+        _paper("D", f" + BatchNorm, adapted to 32x32; {STUDENT_RUN} on CIFAR-10"),
+        "vgg16_cifar_fc with BatchNorm after every conv (the same run's BN arm).",
+        f"{BN_CHANGE}; those of vgg16_cifar_fc; 33,646,666 parameters at 10 classes.",
+        num_classes=10,
+    ),
+    Variant(
+        "vgg13_128", "B",
+        {**IMAGENET, "pooled_size": 4, "dropout_position": "before_fc", "init": "default"},
+        128, 32,
+        _paper("B", f", at 128x128; {STUDENT_RUN} on CIFAR-10 resized to 128"),
+        "VGG-13 (B, ten 3x3 convs) for 128x128 inputs: fc6 takes the 512x4x4 maps (8,192).",
+        "fc6 has 8,192 inputs (4x4 maps at 128x128) instead of 25,088; dropout before fc6 "
+        "and fc7 instead of on their outputs; PyTorch's default init instead of §3.1's "
+        "N(0, 1e-2); 59,785,802 parameters at 10 classes.",
+        num_classes=10,
+    ),
+]  # fmt: skip
+register_variants("vgg", VGG_VARIANTS, _build)

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
+from classicnets.config import model_knobs
 from classicnets.report import plots
 from classicnets.report.document import (
     Code,
@@ -43,8 +44,6 @@ from classicnets.report.tables import (
 log = logging.getLogger(__name__)
 
 REPORT_STEM = "report"
-# Model config fields that are not constructor arguments of the model builders.
-_NOT_BUILDER_ARGS = ("name", "column_devices", "weights")
 
 
 def write_run_report(run_dir: Path, *, confusion_counts: bool = False) -> Path:
@@ -328,7 +327,7 @@ def layer_summary(run: RunFolder) -> tuple[str | None, str | None]:
     except Exception as error:  # the models package may be absent or broken in this checkout
         return None, f"Per-layer table skipped: classicnets.models is unavailable ({error})."
     section = run.config.get("model") or {}
-    knobs = {k: v for k, v in section.items() if k not in _NOT_BUILDER_ARGS and v is not None}
+    knobs = {k: section[k] for k in model_knobs() if section.get(k) is not None}
     try:
         model = models.build_model(run.model_name, num_classes=len(run.classes), **knobs)
         params = sum(p.numel() for p in model.parameters())

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from classicnets.config import ModelConfig, RunConfig, TestViews, save_config
+from classicnets.config import ModelConfig, RunConfig, TestViews, knob_values, save_config
 from classicnets.data import DATASETS, DataSplits, Loader, build_loader, build_splits, sample_ids
 from classicnets.device import pick_device
 from classicnets.errors import UserError
@@ -61,14 +61,7 @@ class RunParts:
 
 def model_options(cfg: ModelConfig) -> dict[str, Any]:
     """The architecture knobs the user set (None keeps the builder's paper default)."""
-    options = {
-        "norm": cfg.norm,
-        "activation": cfg.activation,
-        "overlap_pool": cfg.overlap_pool,
-        "dropout": cfg.dropout,
-        "init": cfg.init,
-    }
-    return {name: value for name, value in options.items() if value is not None}
+    return knob_values(cfg)
 
 
 def check_names(config: RunConfig) -> None:
