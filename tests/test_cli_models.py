@@ -18,7 +18,8 @@ def test_models_lists_every_model_with_input_params_and_source(
     assert "Krizhevsky et al. 2012 §3, Fig. 2" in lines["alexnet"]
     assert lines["alexnet_cifar"].split()[1:4] == ["3x32x32", "36,925,322", "10"]
     assert lines["vgg16"].split()[1:4] == ["3x224x224", "138,357,544", "1000"]
-    assert "10 for _cifar" in out
+    assert lines["vgg13_128"].split()[1:4] == ["3x128x128", "59,785,802", "10"]
+    assert "each model's usual class count" in out
 
 
 def test_summary_prints_table_and_totals(capsys: pytest.CaptureFixture[str]) -> None:

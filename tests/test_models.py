@@ -442,7 +442,7 @@ def test_write_up_nets_have_the_layers_their_runs_describe() -> None:
     assert _kinds(vgg.classifier) == [
         "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
     ]  # fmt: skip
-    assert [m.in_features for m in vgg.classifier if isinstance(m, nn.Linear)][0] == 512
+    assert vgg.classifier[0].in_features == 512
     vgg128 = build_on_meta("vgg13_128", 10)
     assert sum(isinstance(m, nn.Conv2d) for m in vgg128.features) == 10
     assert vgg128.classifier[1].in_features == 8192 and vgg128.classifier[0].p == 0.5
