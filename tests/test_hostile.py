@@ -288,3 +288,37 @@ def test_one_cycle_too_short_to_rise_is_refused_before_the_first_step(
     assert code == 2 and "Traceback" not in "".join(err)
     assert "onecycle" in err[-1] and "this run has 4" in err[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+# --- image folders with links: loops, aliases, val inside train ------------------------------
+
+
+def image_folder(root: Path) -> Path:
+    """train/ and val/ with two classes of three distinct images each: 12 files."""
+    for split in ("train", "val"):
+        for label, name in enumerate(("ant", "bee")):
+            for k in range(3):
+                folder = root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                colour = (40 * k, 100 * label, 60 if split == "val" else 0)
+                Image.new("RGB", (8, 8), colour).save(folder / f"{k}.png")
+    return root
+
+
+def test_links_in_an_image_folder_never_multiply_or_leak_images(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from classicnets.config import DataConfig
+    from classicnets.data.folders import imagefolder
+
+    root = image_folder(tmp_path / "images")
+    (root / "train/ant/loop").symlink_to(root / "train")  # a link loop
+    (root / "train/ant/again").symlink_to(root / "train/ant")  # the folder itself
+    (root / "train/bee/copy.png").symlink_to(root / "train/bee/0.png")  # one file twice
+    (root / "train/bee/val").symlink_to(root / "val/bee")  # val images inside train
+    with caplog.at_level("WARNING"):
+        splits = imagefolder(DataConfig(name="imagefolder", root=str(root)))
+    train = [Path(path).name for path, _ in splits.train.samples]
+    assert len(train) == 6 + 3 and len(splits.test.samples) == 6
+    assert "reached twice" in caplog.text and "1 files and 2 folders" in caplog.text
+    assert "3 files are also in the training split" in caplog.text

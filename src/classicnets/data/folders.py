@@ -47,16 +47,76 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_images(folder: Path) -> tuple[list[str], list[str]]:
-    """Image files under `folder` (recursive, sorted) and the other files found there."""
-    images: list[str] = []
-    others: list[str] = []
-    for directory, subdirectories, files in os.walk(folder, followlinks=True):
-        subdirectories.sort()
-        for name in sorted(files):
-            path = os.path.join(directory, name)
-            (images if is_image_file(name) else others).append(path)
-    return images, others
+class FileIndex:
+    """What one split's indexing has seen, by real path (links resolved): a folder reached
+    twice (a link loop, or a link to a folder already walked) is walked once, and a file
+    reached twice is indexed once."""
+
+    def __init__(self) -> None:
+        self.real_paths: set[str] = set()
+        self.real_folders: set[str] = set()
+        self.repeated_files = 0
+        self.repeated_folders = 0
+
+    def reserve(self, split_dir: Path, class_names: Sequence[str]) -> None:
+        """Mark the split and its class folders as walked: a link inside a class folder to
+        an ancestor (a loop) or to another class's folder is then never followed."""
+        self.real_folders.add(os.path.realpath(split_dir))
+        self.real_folders.update(os.path.realpath(split_dir / name) for name in class_names)
+
+    def list_images(self, folder: Path) -> tuple[list[str], list[str]]:
+        """Image files under `folder` (recursive, each folder's files sorted, then its
+        subfolders in sorted order) and the other files found there."""
+        images: list[str] = []
+        others: list[str] = []
+        real = os.path.realpath(folder)
+        self.real_folders.add(real)
+        self._walk(str(folder), real, images, others)
+        return images, others
+
+    def _walk(self, shown: str, real: str, images: list[str], others: list[str]) -> None:
+        with os.scandir(shown) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        folders = []
+        for entry in entries:
+            # scandir knows links without a stat; only links need resolving
+            target = os.path.realpath(entry.path) if entry.is_symlink() else f"{real}/{entry.name}"
+            if entry.is_dir():
+                folders.append((entry.path, target))
+            elif target in self.real_paths:
+                self.repeated_files += 1
+            else:
+                self.real_paths.add(target)
+                (images if is_image_file(entry.name) else others).append(entry.path)
+        for path, target in folders:
+            if target in self.real_folders:
+                self.repeated_folders += 1
+                continue
+            self.real_folders.add(target)
+            self._walk(path, target, images, others)
+
+    def warn_repeats(self, split_dir: Path) -> None:
+        if self.repeated_files or self.repeated_folders:
+            log.warning(
+                "%s: %d files and %d folders are reached twice through links; each is indexed once",
+                split_dir,
+                self.repeated_files,
+                self.repeated_folders,
+            )
+
+
+def warn_shared_files(train: FileIndex, test: FileIndex, test_dir: Path) -> int:
+    """Warn when the same files (by real path) are in train and the held-out split."""
+    shared = train.real_paths & test.real_paths
+    if shared:
+        log.warning(
+            "%s: %d files are also in the training split (e.g. %s): its scores would count "
+            "images the model trained on",
+            test_dir,
+            len(shared),
+            min(shared),
+        )
+    return len(shared)
 
 
 def class_folders(split_dir: Path) -> list[str]:
@@ -70,12 +130,15 @@ def loose_images(split_dir: Path) -> list[str]:
     return sorted(e.path for e in os.scandir(split_dir) if e.is_file() and is_image_file(e.name))
 
 
-def index_split(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int]]:
+def index_split(
+    split_dir: Path, classes: Sequence[str], index: FileIndex | None = None
+) -> list[tuple[str, int]]:
     """(path, label) for every image in split_dir/<class>/, labels indexing `classes`.
 
     Non-image files are skipped with one warning; an empty class folder, a class not in
-    `classes`, or an empty split is a UserError.
+    `classes`, or an empty split is a UserError. `index` collects the real paths indexed.
     """
+    index = index if index is not None else FileIndex()
     if not split_dir.is_dir():
         raise UserError(f"missing folder {split_dir}")
     present = class_folders(split_dir)
@@ -88,13 +151,17 @@ def index_split(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int]
         raise UserError(f"{split_dir}/{unknown[0]} is not one of the train classes")
     if loose:
         log.warning("%s: ignoring %d images not inside a class folder", split_dir, len(loose))
-    label_of = {name: index for index, name in enumerate(classes)}
+    label_of = {name: label for label, name in enumerate(classes)}
+    index.reserve(split_dir, present)
     samples: list[tuple[str, int]] = []
     skipped: list[str] = []
     for name in present:
-        images, others = list_images(split_dir / name)
+        repeats = index.repeated_files
+        images, others = index.list_images(split_dir / name)
         if not images:
-            raise UserError(f"class folder {split_dir / name} has no images ({IMAGE_EXTENSIONS})")
+            linked = " of its own (its files are links to ones indexed already)"
+            detail = linked if index.repeated_files > repeats else f" ({IMAGE_EXTENSIONS})"
+            raise UserError(f"class folder {split_dir / name} has no images{detail}")
         samples += [(path, label_of[name]) for path in images]
         skipped += others
     if skipped:
@@ -104,6 +171,7 @@ def index_split(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int]
             len(skipped),
             skipped[0],
         )
+    index.warn_repeats(split_dir)
     return samples
 
 
@@ -166,10 +234,12 @@ def read_image_folder(
             f"point data.root at the folder holding train/ and val/ (--set data.root=...)"
         )
     classes = class_folders(train_dir)
-    train = index_split(train_dir, classes)
+    train_index, test_index = FileIndex(), FileIndex()
+    train = index_split(train_dir, classes, train_index)
     if cfg.label_file:
         train = apply_label_file(train, folder, cfg, classes)
-    test = index_split(test_dir, classes)
+    test = index_split(test_dir, classes, test_index)
+    warn_shared_files(train_index, test_index, test_dir)
     info = DatasetInfo(
         name=name,
         classes=[readable_names.get(c, c) for c in classes],

@@ -32,9 +32,11 @@ from classicnets.data.datasets import (
 from classicnets.data.folders import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    FileIndex,
     class_folders,
     index_split,
     loose_images,
+    warn_shared_files,
 )
 from classicnets.errors import UserError
 
@@ -146,15 +148,17 @@ def imagenet(cfg: DataConfig) -> SourceSplits:
             f"holding train/ and val/ (--set data.root=...); ImageNet cannot be downloaded"
         )
     wnids = _imagenet_wnids(root, train_dir, val_dir)
-    train = index_split(train_dir, wnids) if train_dir.is_dir() else []
-    test = _index_val(root, val_dir, wnids, cfg)
+    train_index, test_index = FileIndex(), FileIndex()
+    train = index_split(train_dir, wnids, train_index) if train_dir.is_dir() else []
+    test = _index_val(root, val_dir, wnids, cfg, test_index)
+    warn_shared_files(train_index, test_index, val_dir)
     names = imagenet_category_names() if len(wnids) == IMAGENET_CLASSES else wnids
     info = DatasetInfo("imagenet", names, 224, IMAGENET_MEAN, IMAGENET_STD)
     return SourceSplits(FileImageDataset(train), FileImageDataset(test), info, str(root))
 
 
 def _index_val(
-    root: Path, val_dir: Path, wnids: list[str], cfg: DataConfig
+    root: Path, val_dir: Path, wnids: list[str], cfg: DataConfig, index: FileIndex
 ) -> list[tuple[str, int]]:
     loose = loose_images(val_dir)
     folders = class_folders(val_dir)
@@ -168,4 +172,4 @@ def _index_val(
     if len(folders) == 1 and len(wnids) > 1:
         count = len(list((val_dir / folders[0]).iterdir()))
         raise UserError(_flat_val_message(val_dir / folders[0], count))
-    return index_split(val_dir, wnids)
+    return index_split(val_dir, wnids, index)
