@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from classicnets.cli import data, experiments, models, reports, training, zoo
+import classicnets
+from classicnets.cli import data, experiments, export, models, reports, training, zoo
 from classicnets.errors import UserError
 
-COMMAND_MODULES = (models, data, training, reports, experiments, zoo)
+COMMAND_MODULES = (models, data, training, export, reports, experiments, zoo)
 EXIT_USER_ERROR = 2
 
 
@@ -38,14 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Paper-faithful AlexNet and VGG: build, train, evaluate, ablate, report.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"classicnets {classicnets.__version__}"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     for module in COMMAND_MODULES:
         module.add_parsers(subparsers)
     return parser
 
 
+def _is_override(item: str) -> bool:
+    return "=" in item and not item.startswith("-")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `train` takes KEY=VALUE overrides anywhere on the line, also after its options.
+    if extra and hasattr(args, "overrides") and all(_is_override(item) for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",

@@ -20,7 +20,9 @@ def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Write a run's report: self-contained report.html and report.md "
         "(figures in report_files/). Works on running or interrupted runs too.",
     )
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="a run folder that classicnets train wrote"
+    )
     report.add_argument(
         "--counts", action="store_true", help="also print raw counts in confusion-matrix cells"
     )
@@ -33,7 +35,9 @@ def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--out already holds a comparison, the new one is written beside it as "
         "comparison-2.html (-3, ...).",
     )
-    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN")
+    compare.add_argument(
+        "runs", type=Path, nargs="+", metavar="RUN", help="run folders to compare, in this order"
+    )
     compare.add_argument(
         "--out",
         type=Path,

@@ -26,7 +26,9 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     evaluate.add_argument(
         "--model", action="append", default=[], help="same as MODEL (repeatable); all = every one"
     )
-    evaluate.add_argument("--data", default="imagenet", choices=["imagenet"])
+    evaluate.add_argument(
+        "--data", default="imagenet", choices=["imagenet"], help="the data set to score on"
+    )
     evaluate.add_argument(
         "--set",
         action="append",

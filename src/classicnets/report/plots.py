@@ -29,6 +29,14 @@ CORRECT_COLOR = "tab:green"
 WRONG_COLOR = "tab:red"
 
 
+class ReportFigure(Figure):
+    """A Figure that Jupyter draws inline as PNG without pyplot (which registers that only
+    for the figures it makes)."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     """Render a figure to PNG with the Agg canvas."""
     buffer = io.BytesIO()
@@ -49,7 +57,7 @@ def save_png(figure: Figure, path: Path, dpi: int = 100) -> Path:
 def figure_learning_curves(epochs: Sequence[Mapping[str, Any]]) -> Figure:
     """Train/val loss (left) and top-1 (right) per epoch, with the learning rate on a twin axis
     of the top-1 panel. Epochs where a value is null are left out of that line."""
-    figure = Figure(figsize=(11, 4), layout="constrained")
+    figure = ReportFigure(figsize=(11, 4), layout="constrained")
     loss_axes, top1_axes = figure.subplots(1, 2)
     for key, label, style in (("train_loss", "train", "-"), ("val_loss", "val", "--")):
         x, y = _series(epochs, key)
@@ -121,7 +129,7 @@ def figure_confusion_matrix(
     rates = normalize_confusion(counts)
     size = len(classes)
     side = float(np.clip(0.45 * size + 2.5, 4.5, 14.0))
-    figure = Figure(figsize=(side + 1.2, side), layout="constrained")
+    figure = ReportFigure(figsize=(side + 1.2, side), layout="constrained")
     axes = figure.subplots()
     image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of true class")
@@ -158,7 +166,7 @@ def figure_per_class_accuracy(
     shown = order[:max_classes]
     names = [classes[i] for i in shown]
     values = [float(per_class_top1[i]) for i in shown]
-    figure = Figure(figsize=(7, 0.28 * len(shown) + 1.4), layout="constrained")
+    figure = ReportFigure(figsize=(7, 0.28 * len(shown) + 1.4), layout="constrained")
     axes = figure.subplots()
     axes.barh(range(len(shown)), values, color="tab:blue")
     axes.set_yticks(range(len(shown)), labels=names)
@@ -209,7 +217,7 @@ def figure_first_layer_filters(
     mosaic = filter_mosaic(weight)
     count, _, height, width = np.shape(weight)
     scale = max(1.0, 48 / max(height, 1))  # small kernels (3x3) get bigger cells
-    figure = Figure(
+    figure = ReportFigure(
         figsize=(min(14.0, mosaic.shape[1] * scale / 40), min(10.0, mosaic.shape[0] * scale / 40))
     )
     axes = figure.add_axes((0, 0, 1, 0.92))
@@ -225,7 +233,7 @@ def figure_sample_grid(samples: Samples, *, max_images: int = 24, columns: int =
     is_wrong = predicted != samples.targets
     order = np.argsort(~is_wrong, kind="stable")[:max_images]
     rows = max(1, int(np.ceil(len(order) / columns)))
-    figure = Figure(figsize=(columns * 1.9, rows * 2.15), layout="constrained")
+    figure = ReportFigure(figsize=(columns * 1.9, rows * 2.15), layout="constrained")
     grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
     for axes in grid:
         axes.set_axis_off()
@@ -251,7 +259,7 @@ def figure_top5(samples: Samples, *, count: int = 3) -> Figure:
     the true class's bar green when it is among the five."""
     predicted = samples.top5_indices[:, 0]
     order = np.argsort(predicted == samples.targets, kind="stable")[:count]
-    figure = Figure(figsize=(8, 1.7 * max(1, len(order))), layout="constrained")
+    figure = ReportFigure(figsize=(8, 1.7 * max(1, len(order))), layout="constrained")
     grid = figure.subplots(max(1, len(order)), 2, squeeze=False, width_ratios=(1, 2.4))
     for (image_axes, bar_axes), index in zip(grid, order, strict=False):
         image_axes.imshow(samples.images[index], interpolation="nearest")
@@ -288,7 +296,7 @@ def figure_compare_curves(
 ) -> Figure:
     """Overlaid learning curves of several runs: top-1 (left) and train loss (right); a band
     shows ± one std over seeds where a group has more than one run."""
-    figure = Figure(figsize=(11, 4), layout="constrained")
+    figure = ReportFigure(figsize=(11, 4), layout="constrained")
     top1_axes, loss_axes = figure.subplots(1, 2)
     for axes, series_list in ((top1_axes, top1), (loss_axes, loss)):
         for series in series_list:
@@ -320,7 +328,7 @@ def figure_per_class_deltas(
     labels = list(deltas)
     order = np.argsort(np.asarray(deltas[labels[0]], dtype=np.float64), kind="stable")
     height = 0.8 / max(1, len(labels))
-    figure = Figure(
+    figure = ReportFigure(
         figsize=(7, 0.3 * len(classes) * max(1, len(labels) / 2) + 1.5), layout="constrained"
     )
     axes = figure.subplots()
