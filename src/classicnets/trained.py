@@ -18,10 +18,10 @@ from torch import nn
 from classicnets.config import RunConfig, TestViews, apply_overrides, config_from_dict
 from classicnets.data import DatasetInfo, build_splits, eval_transform
 from classicnets.data.datasets import UnreadableImageError, load_image
-from classicnets.errors import UserError
-from classicnets.train.checkpoint import find_checkpoint, load_checkpoint
 from classicnets.device import pick_device
+from classicnets.errors import UserError
 from classicnets.precision import pick_precision
+from classicnets.train.checkpoint import find_checkpoint, load_checkpoint
 from classicnets.train.setup import build_model_for, evaluate_split, load_state_strict
 
 # What predict() accepts as one image: a file, a PIL image, or an (H, W, 3) uint8 array.
