@@ -43,12 +43,27 @@ COUNT = Range(0, INF, "a count; 0 means all or off", high_open=True)
 AT_LEAST_ONE = Range(1, INF, "a count of at least one", high_open=True)
 FRACTION = Range(0, 1, "a share", high_open=True)
 
+
+def _knob_ranges() -> dict[str, Range]:
+    """The model knobs' ranges, declared with each knob in ModelConfig (high exclusive)."""
+    from classicnets.config import model_knobs
+
+    return {
+        f"model.{name}": Range(
+            -INF if spec.low is None else spec.low,
+            INF if spec.high is None else spec.high,
+            spec.doc,
+            high_open=True,
+        )
+        for name, spec in model_knobs().items()
+        if spec.low is not None or spec.high is not None
+    }
+
+
 # Every numeric config field and the values it may take, checked by config_from_dict before
-# anything is built (tests/test_config.py checks that no numeric field is missing here).
+# anything is built (tests/test_hostile.py checks that no numeric field is missing here).
 RANGES: dict[str, Range] = {
-    "model.dropout": Range(
-        0, 1, "a drop probability; 1 would zero every activation", high_open=True
-    ),
+    **_knob_ranges(),
     "data.image_size": Range(0, 4096, "0 = the data set's native size; else pixels per side"),
     "data.val_fraction": Range(
         0, 1, "the share of train held out; 1 would leave none", high_open=True
