@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from classicnets.config import model_knobs
+from classicnets.config_ranges import RANGES
 from classicnets.errors import UserError
 from classicnets.registry import Registry
 
@@ -132,15 +133,11 @@ def _check_option_value(name: str, option: str, value: Any) -> None:
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if spec.kind is int and not isinstance(value, int):
         is_number = False
-    too_low = is_number and spec.low is not None and value < spec.low
-    too_high = is_number and spec.high is not None and value >= spec.high
-    if not is_number or too_low or too_high:
+    allowed = RANGES.get(f"model.{option}")
+    if not is_number or (allowed is not None and not allowed.holds(value)):
         kind = "a whole number" if spec.kind is int else "a number"
-        if spec.low is not None and spec.high is not None:
-            kind += f" in [{spec.low}, {spec.high})"
-        elif spec.low is not None:
-            kind += f" >= {spec.low}"
-        raise UserError(f"model {name}: {option} must be {kind}; got {value!r}")
+        within = f" in {allowed.text()} ({allowed.why})" if allowed is not None else ""
+        raise UserError(f"model {name}: {option} must be {kind}{within}; got {value!r}")
 
 
 def _is_unset(value: Any) -> bool:
