@@ -143,9 +143,14 @@ class DataConfig:
     root: str = field(default_factory=lambda: os.environ.get("CLASSICNETS_DATA", "./data"))
     download: bool = False
     # The training augmentation recipe; "default" picks the data set's usual one.
-    augment: Literal["default", "none", "crop_flip", "alexnet", "vgg", "random_resized_crop"] = (
-        "default"
-    )
+    augment: Literal[
+        "default", "none", "flip", "crop_flip", "alexnet", "vgg", "random_resized_crop"
+    ] = "default"
+    flip_probability: float = 0.5  # share of training images mirrored by the flipping recipes
+    # Normalise with these per-channel values (on the [0, 1] scale) instead of the data set's
+    # own, e.g. to rerun a recipe that computed its statistics differently; empty = the data set's.
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
     image_size: int = 0  # 0 = the data set's native size; else resize (e.g. 128, 227)
     pca_lighting: bool = False  # AlexNet §4.1 colour augmentation
     val_fraction: float = 0.1
@@ -156,6 +161,11 @@ class DataConfig:
     in_memory: Literal["auto", "yes", "no"] = "auto"
     label_file: str = ""  # e.g. Imagenette's noisy_imagenette.csv
     noisy_labels: str = "noisy_labels_0"  # the column of label_file to train on
+    # Score the test split on the images this CSV lists (path column, relative to the data set
+    # folder), labelled by its test_label_column; test_label_rows=valid keeps is_valid rows.
+    test_label_file: str = ""
+    test_label_column: str = "noisy_labels_0"  # Imagenette's CSV: the clean labels
+    test_label_rows: Literal["all", "valid"] = "all"
     num_classes: int = 10  # synthetic only
     synthetic_size: int = 32  # synthetic only: image side in pixels
     synthetic_count: int = 256  # synthetic only: images per split

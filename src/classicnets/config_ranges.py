@@ -64,6 +64,11 @@ def _knob_ranges() -> dict[str, Range]:
 # anything is built (tests/test_hostile.py checks that no numeric field is missing here).
 RANGES: dict[str, Range] = {
     **_knob_ranges(),
+    "data.flip_probability": Range(0, 1, "the probability of mirroring a training image"),
+    "data.mean": Range(0, 1, "a channel mean on the [0, 1] pixel scale"),
+    "data.std": Range(
+        0, INF, "a channel std: positive, since images are divided by it", True, True
+    ),
     "data.image_size": Range(0, 4096, "0 = the data set's native size; else pixels per side"),
     "data.val_fraction": Range(
         0, 1, "the share of train held out; 1 would leave none", high_open=True

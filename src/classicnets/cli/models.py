@@ -115,7 +115,8 @@ def run_summary(args: argparse.Namespace) -> int:
         input_shape = (3, image_size, image_size)
     check_input_size(info.name, min(input_shape[1:]))
     num_classes = info.num_classes if args.num_classes is None else args.num_classes
-    model = build_model(info.name, num_classes=num_classes, **knobs)
+    with torch.device("meta"):  # shapes, counts and MACs need no memory and no real init
+        model = build_model(info.name, num_classes=num_classes, **knobs)
     if args.preset is not None:
         print(f"preset {args.preset}: model {info.name} at {_shape_text(input_shape)}")
         resolved = {**dict(info.defaults), **knobs}

@@ -18,6 +18,7 @@ from classicnets.data.datasets import (
     SourceSplits,
     resolve_root,
 )
+from classicnets.data.label_csv import label_csv_samples
 from classicnets.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ IMAGENETTE_CLASSES = {
     "n03417042": "garbage truck",
     "n03425413": "gas pump",
     "n03445777": "golf ball",
-    "n03888605": "parachute",
+    "n03888257": "parachute",
 }
 IMAGENETTE_FOLDERS = ("imagenette2", "imagenette2-320", "imagenette2-160")
 
@@ -238,8 +239,12 @@ def read_image_folder(
     train = index_split(train_dir, classes, train_index)
     if cfg.label_file:
         train = apply_label_file(train, folder, cfg, classes)
-    test = index_split(test_dir, classes, test_index)
-    warn_shared_files(train_index, test_index, test_dir)
+    if cfg.test_label_file:
+        # The CSV may list training images too (Imagenette's does); the run asked for them.
+        test = label_csv_samples(folder, cfg, classes)
+    else:
+        test = index_split(test_dir, classes, test_index)
+        warn_shared_files(train_index, test_index, test_dir)
     info = DatasetInfo(
         name=name,
         classes=[readable_names.get(c, c) for c in classes],

@@ -123,7 +123,8 @@ class MemoryLoader:
         (the cost: each rank crops the whole global batch, a small share of a training step).
         """
         recipe, crop = self.recipe, self.recipe.crop_size
-        flip = torch.rand(len(images), generator=generator) < 0.5 if recipe.flip else None
+        draws = torch.rand(len(images), generator=generator) if recipe.flip else None
+        flip = None if draws is None else draws < recipe.flip_probability
         x: Tensor
         if recipe.augment == "crop_flip":
             x = bt.resize_square(images, crop)
@@ -131,7 +132,7 @@ class MemoryLoader:
         elif recipe.augment == "alexnet":
             x = bt.random_crop(bt.resize_square(images, recipe.resize), crop, 0, generator, flip)
         else:
-            if recipe.augment == "none":
+            if recipe.augment in ("none", "flip"):
                 x = bt.resize_square(images, crop)  # index_select made a copy: safe to flip
             elif recipe.augment == "vgg":
                 x = bt.random_scale_crop(images, crop, recipe.scale_range, generator)

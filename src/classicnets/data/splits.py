@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from classicnets.config import DataConfig
-from classicnets.data.datasets import DATASETS, DataSplits, ImageDataset, with_image_size
+from classicnets.data.datasets import (
+    DATASETS,
+    DatasetInfo,
+    DataSplits,
+    ImageDataset,
+    with_image_size,
+)
 from classicnets.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -90,4 +97,17 @@ def build_splits(cfg: DataConfig) -> DataSplits:
         len(source.test),
         source.location,
     )
-    return DataSplits(train, val, source.test, with_image_size(source.info, cfg.image_size))
+    info = with_image_size(source.info, cfg.image_size)
+    return DataSplits(train, val, source.test, with_normalisation(info, cfg.mean, cfg.std))
+
+
+def with_normalisation(info: DatasetInfo, mean: list[float], std: list[float]) -> DatasetInfo:
+    """`info` normalising with data.mean and data.std where they are set (3 values each)."""
+    for key, values in (("data.mean", mean), ("data.std", std)):
+        if values and len(values) != 3:
+            raise UserError(f"{key} takes 3 values (R, G, B); got {len(values)}")
+    return replace(
+        info,
+        mean=(mean[0], mean[1], mean[2]) if mean else info.mean,
+        std=(std[0], std[1], std[2]) if std else info.std,
+    )

@@ -5,6 +5,7 @@ two are kept equal in distribution by tests/test_data_loaders.py.
 
 Recipes (sizes are for a 224 crop and scale with data.image_size; 227 keeps the 256 of 224):
 - none: resize to the model's side.
+- flip: resize to the model's side + horizontal flip (a flip-only recipe).
 - crop_flip: random crop with zero padding (CIFAR: 4 px of 32) + horizontal flip, the CIFAR
   recipe of He et al. 2016 (arXiv:1512.03385 §4.2).
 - alexnet: AlexNet §4.1: shorter side to 256, central 256x256, random 224 (or 227) crop + flip;
@@ -32,7 +33,7 @@ from classicnets.config import DataConfig
 from classicnets.data.datasets import DATASETS, DatasetInfo, to_rgb
 from classicnets.errors import UserError
 
-AugmentName = Literal["none", "crop_flip", "alexnet", "vgg", "random_resized_crop"]
+AugmentName = Literal["none", "flip", "crop_flip", "alexnet", "vgg", "random_resized_crop"]
 TestTimeViews = Literal["none", "flip", "10crop"]
 LIGHTING_ALPHA_STD = 0.1  # AlexNet §4.1: alpha ~ N(0, 0.1)
 # RandomResizedCrop's defaults (torchvision), after GoogLeNet (arXiv:1409.4842 §6)
@@ -55,6 +56,7 @@ class Recipe:
     crop_size: int  # the side the model sees
     padding: int  # crop_flip: zero padding on each side
     flip: bool
+    flip_probability: float  # of each training image being mirrored, when flip
     resize: int  # shorter side the eval centre crop (and alexnet's train crop) is taken from
     scale_range: tuple[int, int]  # vgg: training scale S range
     lighting: bool
@@ -90,6 +92,7 @@ def resolve_recipe(cfg: DataConfig, info: DatasetInfo) -> Recipe:
         crop_size=crop,
         padding=padding,
         flip=bool(meta.get("flip", True)) if is_default else augment != "none",
+        flip_probability=cfg.flip_probability,
         resize=resize,
         scale_range=(paper_side(crop, cfg.scale_min), paper_side(crop, cfg.scale_max)),
         lighting=cfg.pca_lighting,
@@ -152,7 +155,7 @@ def train_transform(
     """PIL image -> augmented, normalised (3, crop, crop) tensor."""
     crop = recipe.crop_size
     steps: list[Callable[[Any], Any]] = [ToRGB()]
-    if recipe.augment in ("none", "crop_flip"):
+    if recipe.augment in ("none", "flip", "crop_flip"):
         steps += [v2.Resize(crop), v2.CenterCrop(crop)]
         if recipe.augment == "crop_flip":
             # He et al. 2016 §4.2 (CIFAR): zero-pad 4 pixels per side, random 32x32 crop
@@ -168,7 +171,8 @@ def train_transform(
         # GoogLeNet §6 as torchvision implements it (the seed recipes' RandomResizedCrop)
         steps.append(v2.RandomResizedCrop(crop, scale=RRC_SCALE, ratio=RRC_RATIO))
     if recipe.flip:
-        steps.append(v2.RandomHorizontalFlip())  # AlexNet §4.1 "horizontal reflections"
+        # AlexNet §4.1 "horizontal reflections"
+        steps.append(v2.RandomHorizontalFlip(p=recipe.flip_probability))
     steps.append(_to_normalised(info, lighting))
     return v2.Compose(steps)
 
