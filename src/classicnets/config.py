@@ -34,10 +34,10 @@ DropoutPosition = Literal["before_fc", "after_fc"]
 InitScheme = Literal["paper", "kaiming", "xavier", "torchvision", "default"]
 
 
-def _knob(doc: str) -> dict[str, str]:
+def _knob(doc: str, low: float | None = None, high: float | None = None) -> dict[str, Any]:
     """Field metadata marking a ModelConfig field as a builder argument (None keeps the
-    model's own default); `doc` describes it. Numbers' ranges are in config_ranges.RANGES."""
-    return {"knob": doc}
+    model's own default); low/high bound a number (high exclusive); `doc` describes it."""
+    return {"knob": doc, "low": low, "high": high}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ModelConfig:
         metadata=_knob("AlexNet §3.2: 2 = the two GPU columns as grouped conv2/4/5, 1 = one tower"),
     )
     dropout: float | None = field(
-        default=None, metadata=_knob("dropout probability on the hidden FC layers")
+        default=None, metadata=_knob("dropout probability on the hidden FC layers", 0.0, 1.0)
     )
     dropout_position: DropoutPosition | None = field(
         default=None,
@@ -80,13 +80,14 @@ class ModelConfig:
         default=None,
         metadata=_knob(
             "side of the map flattened into the first FC layer (an adaptive average pool makes "
-            "it; equal to the last feature map's side it is the identity)"
+            "it; equal to the last feature map's side it is the identity)",
+            1,
         ),
     )
     fc_width: int | None = field(
         default=None,
         metadata=_knob(
-            "width of the two hidden FC layers; 0 = one linear layer on the pooled features"
+            "width of the two hidden FC layers; 0 = one linear layer on the pooled features", 0
         ),
     )
     init: InitScheme | None = field(
@@ -103,11 +104,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class KnobSpec:
-    """One model knob: its name, accepted values (None for a number), value type and doc."""
+    """One model knob: its name, accepted values (None for a number) and bounds, and doc."""
 
     name: str
     choices: tuple[object, ...] | None
     kind: type
+    low: int | float | None
+    high: int | float | None
     doc: str
 
 
@@ -126,7 +129,14 @@ def model_knobs() -> dict[str, KnobSpec]:
             kind = type(choices[0])
         elif value_type is bool:
             choices = (True, False)
-        specs[spec.name] = KnobSpec(spec.name, choices, kind, spec.metadata["knob"])
+        specs[spec.name] = KnobSpec(
+            spec.name,
+            choices,
+            kind,
+            spec.metadata["low"],
+            spec.metadata["high"],
+            spec.metadata["knob"],
+        )
     return specs
 
 
