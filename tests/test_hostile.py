@@ -322,3 +322,56 @@ def test_links_in_an_image_folder_never_multiply_or_leak_images(
     assert len(train) == 6 + 3 and len(splits.test.samples) == 6
     assert "reached twice" in caplog.text and "1 files and 2 folders" in caplog.text
     assert "3 files are also in the training split" in caplog.text
+
+
+# --- exit codes --------------------------------------------------------------------------------
+
+
+def test_ctrl_c_exits_130_with_a_resumable_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+    import threading
+    import time
+
+    def press_ctrl_c_after_the_first_checkpoint() -> None:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("*/checkpoints/last.pt")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sets = ["--set", "train.epochs=40", "--set", "train.checkpoint_every_steps=1"]
+    presser = threading.Thread(target=press_ctrl_c_after_the_first_checkpoint)
+    presser.start()
+    code = main(["train", "--preset", "smoke", "--out", str(tmp_path), *sets])
+    presser.join()
+    assert code == 130
+    (run,) = tmp_path.iterdir()
+    assert '"status": "interrupted"' in (run / "summary.json").read_text()
+    assert "resume with" in capsys.readouterr().out
+
+
+def test_a_bug_exits_1_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from classicnets.cli import models
+
+    def broken(*args: object) -> int:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(models, "run_models", broken)  # the parser is built in main()
+    code = main(["models"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" in err and "internal error" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "x..y"])
+def test_a_run_name_that_leaves_out_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / "runs"
+    code = main(
+        ["train", "--preset", "smoke", "--out", str(out), "--set", f"train.run_name={name}"]
+    )
+    assert code == 2 and "train.run_name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -328,10 +328,10 @@ def _parse_scalar(raw: str) -> Any:
 
 def config_from_dict(tree: dict[str, Any]) -> RunConfig:
     """A RunConfig from a nested dict; a wrong key, type or out-of-range number is a UserError."""
-    from classicnets.config_ranges import check_ranges  # the table needs these classes
+    from classicnets.config_ranges import check_config  # the table needs these classes
 
     config = typing.cast(RunConfig, _build(RunConfig, tree, prefix=""))
-    check_ranges(config)
+    check_config(config)
     return config
 
 

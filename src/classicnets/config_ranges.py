@@ -1,9 +1,10 @@
 """The allowed range of every numeric config field, in one table (field, range, why), checked
-by config_from_dict before anything is built."""
+by config_from_dict before anything is built; and the one string that names a path."""
 
 from __future__ import annotations
 
 import math
+import os
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
@@ -122,8 +123,14 @@ def numeric_fields(cls: type, prefix: str = "") -> list[str]:
     return names
 
 
-def check_ranges(config: Any) -> None:
-    """Raise UserError naming the first numeric field of a RunConfig outside its range."""
+def check_config(config: Any) -> None:
+    """Raise UserError naming the first field of a RunConfig outside its range, or a
+    train.run_name that would leave --out."""
+    run_name = config.train.run_name
+    if ".." in run_name or any(sep in run_name for sep in ("/", "\\", os.sep, "\0")):
+        raise UserError(
+            f"train.run_name must be a plain folder name (no '..', '/' or '\\'); got {run_name!r}"
+        )
     for key, allowed in RANGES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)

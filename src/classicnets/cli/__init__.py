@@ -7,15 +7,15 @@ Each module in this package adds its subcommands with `add_parsers(subparsers)` 
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
 import classicnets
 from classicnets.cli import data, experiments, export, models, reports, training, zoo
-from classicnets.errors import UserError
+from classicnets.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
 
 COMMAND_MODULES = (models, data, training, export, reports, experiments, zoo)
-EXIT_USER_ERROR = 2
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -73,4 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("classicnets: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception:  # a bug: keep the traceback for the report
+        traceback.print_exc()
+        print(
+            "classicnets: internal error (a bug, not your input); please report it with the "
+            "traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

@@ -17,7 +17,7 @@ from classicnets.config import (
     override_keys,
     read_yaml,
 )
-from classicnets.errors import UserError
+from classicnets.errors import EXIT_COMPLETE, EXIT_INTERRUPTED, UserError
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _train_and_report(config: RunConfig, out: Path, resume: Path | None) -> int:
             f"(resume with: classicnets train --resume {run_dir})"
         )
     print(f"report: {report}")
-    return 0
+    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_COMPLETE
 
 
 def read_json(path: Path) -> dict[str, Any]:
