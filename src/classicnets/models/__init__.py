@@ -2,7 +2,7 @@
 their 32x32 CIFAR adaptations. `build_model(name, num_classes, **options)` is the only entry
 point the rest of classicnets uses; importing a family module registers its builders."""
 
-from classicnets.models import alexnet, convnet, googlenet, resnet, vgg
+from classicnets.models import alexnet, convnet, googlenet, resnet, speedrun, vgg
 from classicnets.models.catalog import (
     MODELS,
     ModelInfo,
@@ -25,5 +25,6 @@ __all__ = [
     "list_models",
     "model_info",
     "resnet",
+    "speedrun",
     "vgg",
 ]
