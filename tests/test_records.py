@@ -1,0 +1,151 @@
+"""benchmarks/record_run.py, records_report.py and run_seeds.py on run folders that real
+smoke runs write: a row per finished run, duplicates and unfinished runs refused, the table and
+curves redrawn from records.csv alone."""
+
+import csv
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from classicnets.config import load_config
+from classicnets.report.runs import load_run
+from classicnets.train.loop import fit
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def record_run() -> ModuleType:
+    return _load("record_run")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two finished smoke runs (seeds 0 and 1, two epochs each)."""
+    out = tmp_path_factory.mktemp("runs")
+    folders = []
+    for seed in (0, 1):
+        overrides = [f"train.seed={seed}", "train.epochs=2"]
+        command = ["classicnets", "train", "--preset", "smoke"]
+        command += [word for o in overrides for word in ("--set", o)]
+        folders.append(fit(load_config("smoke", overrides), out, command=command))
+    return folders
+
+
+def test_row_holds_the_runs_own_values(record_run: ModuleType, runs: list[Path]) -> None:
+    run = load_run(runs[1])
+    row = record_run.record_row(run)
+    assert tuple(row) == record_run.COLUMNS
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    env = json.loads((runs[1] / "env.json").read_text())
+    assert row["recipe"] == "smoke" and row["seed"] == "1" and row["epochs"] == "2"
+    assert float(row["test_top1"]) == pytest.approx(summary["test_top1"], abs=0.005)
+    assert float(row["test_top5"]) == pytest.approx(summary["test_top5"], abs=0.005)
+    assert row["precision"] == "fp32"
+    assert row["date"] == env["started"] and row["commit"].startswith(str(env["git_commit"]))
+    assert "--preset smoke" in row["command"]
+    # 48 training images (64 synthetic, a quarter held out for val) in each of 2 epochs.
+    assert record_run.images_trained(run.epochs) == 96
+    per_image = record_run.training_flops_per_image(run.config, run.summary)
+    assert float(row["pflop"]) == pytest.approx(per_image * 96 / 1e15, rel=1e-3, abs=1e-4)
+    assert per_image > 2 * summary["macs"]  # forward (2 x MACs) plus a backward pass
+
+
+def test_flops_per_image_count_forward_and_backward(record_run: ModuleType) -> None:
+    config = {"model": {"name": "speedrun_cifar"}}
+    summary = {"model": "speedrun_cifar", "num_classes": 10, "input_size": [3, 32, 32]}
+    per_image = record_run.training_flops_per_image(config, summary)
+    assert per_image == pytest.approx(0.7078e9, rel=1e-3)
+
+
+def test_append_refuses_duplicates_and_keeps_the_file(
+    record_run: ModuleType, runs: list[Path], tmp_path: Path
+) -> None:
+    records = tmp_path / "records.csv"
+    assert record_run.main([str(runs[0]), "--records", str(records)]) == 0
+    before = records.read_text()
+    assert record_run.main([str(runs[1]), str(runs[0]), "--records", str(records)]) == 2
+    assert records.read_text() == before  # all or nothing: seed 1 was not added either
+    assert record_run.main([str(runs[1]), "--records", str(records)]) == 0
+    with records.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["seed"] for row in rows] == ["0", "1"]
+    curve = record_run.curve_path(rows[1], records)
+    with curve.open(newline="") as file:
+        points = list(csv.DictReader(file))
+    assert [point["epoch"] for point in points] == ["1", "2"]
+
+
+def test_unfinished_run_is_refused(
+    record_run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = fit(load_config("smoke", ["train.epochs=2"]), tmp_path, stop_after_steps=2)
+    records = tmp_path / "records.csv"
+    assert record_run.main([str(run_dir), "--records", str(records), "--recipe", "x"]) == 2
+    assert not records.exists()
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "interrupted" in error and "\n" not in error
+
+
+def test_command_without_preset_needs_a_recipe(
+    record_run: ModuleType, runs: list[Path], tmp_path: Path
+) -> None:
+    assert record_run.recipe_of(["classicnets", "train", "--preset=configs/speedrun.yaml"]) == (
+        "speedrun"
+    )
+    assert record_run.recipe_of(["classicnets", "train"]) is None
+    run = load_run(runs[0])
+    run.env["command"] = ["classicnets", "train"]
+    with pytest.raises(Exception, match="--recipe"):
+        record_run.record_row(run)
+    assert record_run.record_row(run, recipe="mine")["recipe"] == "mine"
+
+
+def test_report_redraws_table_and_curves_from_records_alone(
+    record_run: ModuleType, runs: list[Path], tmp_path: Path
+) -> None:
+    report = _load("records_report")
+    records = tmp_path / "records.csv"
+    record_run.append_records([load_run(path) for path in runs], records)
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\nbefore\n{report.BEGIN}\nold table\n{report.END}\nafter\n")
+    assert report.main(["--records", str(records), "--results", str(results)]) == 0
+    text = results.read_text()
+    assert "old table" not in text and text.startswith("# R\nbefore\n") and "after" in text
+    rows = record_run.read_records(records)
+    top1 = [float(row["test_top1"]) for row in rows]
+    expected = f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1):.2f}"
+    summary_line = next(line for line in text.splitlines() if line.startswith("| `smoke`"))
+    assert "| 0, 1 |" in summary_line and expected in summary_line
+    assert (tmp_path / "records" / "curves-smoke.png").stat().st_size > 1000
+
+
+def test_mean_std_of_one_seed_says_so() -> None:
+    report = _load("records_report")
+    assert report.mean_std([93.5]) == "93.50 (n=1)"
+    assert report.mean_std([93.0, 94.0, 95.0]) == "94.00 ± 1.00"
+
+
+def test_run_seeds_builds_a_resumable_command_per_seed() -> None:
+    run_seeds = _load("run_seeds")
+    command = run_seeds.train_command("speedrun", 2, Path("runs/x"), ["data.root=/d"])
+    assert command[-2:] == ["--out", "runs/x"]
+    sets = [command[i + 1] for i, word in enumerate(command) if word == "--set"]
+    assert sets == ["train.seed=2", "train.run_name=speedrun-seed2", "data.root=/d"]
