@@ -37,6 +37,7 @@ SYNTHETIC = [
     "train.progress=false",
 ]
 SIX = ["relu-vs-tanh", "lrn", "overlap-pool", "batchnorm", "vgg-depth", "dropout"]
+CPU_BUDGET = {"relu-vs-tanh": "activation", "lrn": "convnet4"}  # experiment -> its cpu grid
 
 
 @pytest.fixture
@@ -106,7 +107,7 @@ def test_a_bad_override_fails_before_any_training(
     assert "does not take model.dropout" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
     assert main(["experiment", "lrn", "--budget", "huge", "--out", str(tmp_path)]) == 2
-    assert "--budget must be one of quick, paper" in capsys.readouterr().err
+    assert "--budget must be one of quick, paper, cpu" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -115,7 +116,13 @@ def test_every_declared_grid_builds_valid_configs_and_claims_name_its_cells(
     budget: str, name: str
 ) -> None:
     experiment = get_experiment(name)
+    if budget == "cpu" and name not in CPU_BUDGET:
+        with pytest.raises(UserError, match=r"no cpu budget; experiments with one: lrn, relu"):
+            plan_experiment(experiment, budget, None, [])  # type: ignore[arg-type]
+        return
     plans = plan_experiment(experiment, budget, None, [])  # type: ignore[arg-type]
+    if budget == "cpu":
+        assert [plan.grid.name for plan in plans] == [CPU_BUDGET[name]]
     for plan in plans:
         labels = [cell.label for cell in plan.grid.cells]
         assert len(set(labels)) == len(labels)
@@ -125,6 +132,10 @@ def test_every_declared_grid_builds_valid_configs_and_claims_name_its_cells(
         assert plan.base.data.name == "cifar10"
         if budget == "quick":
             assert plan.base.data.limit_per_class > 0 and plan.base.train.epochs <= 8
+        if budget == "cpu":  # the protocol: all training images, 3 seeds, bf16
+            assert plan.base.data.val_fraction == 0 and plan.base.data.limit == 0
+            assert plan.seeds == 3 and plan.base.train.amp == "bf16"
+            assert all(claim.decisive is not None for claim in plan.grid.claims)
 
 
 def stats(label: str, *values: float, censored: int = 0) -> CellStats:
@@ -220,3 +231,50 @@ def test_grid_option_runs_one_part_of_an_experiment(
     assert "not run here (--grid): convnet4" in (tmp_path / "claims.md").read_text()
     assert main(["experiment", "lrn", "--grid", "alexnet", "--out", str(tmp_path)]) == 2
     assert "has no grid 'alexnet'; grids: convnet4, vgg11" in capsys.readouterr().err
+
+
+def test_decisive_rule_for_a_difference_needs_size_and_spread() -> None:
+    from classicnets.experiments.measures import TEST_ERROR, judge_decisive
+
+    lrn, none = stats("LRN", 20.0, 20.4, 20.2), stats("no LRN", 21.9, 22.3, 22.1)
+    held = judge_decisive(TEST_ERROR, lrn, none, 1.0, ratio=False)
+    assert held.verdict == "held" and held.effect == pytest.approx(1.9)
+    small = judge_decisive(TEST_ERROR, lrn, stats("no LRN", 20.6, 21.0, 20.8), 1.0, ratio=False)
+    assert small.verdict == "not held" and "below the needed size" in small.reason
+    noisy = judge_decisive(TEST_ERROR, stats("LRN", 18, 22, 20), none, 1.0, ratio=False)
+    assert noisy.verdict == "not held" and "within the noise" in noisy.reason
+    worse = judge_decisive(TEST_ERROR, none, lrn, 1.0, ratio=False)
+    assert worse.verdict == "not held"
+    one = judge_decisive(TEST_ERROR, stats("LRN", 20.0), none, 1.0, ratio=False)
+    assert one.verdict == "not measured"
+
+
+def test_decisive_rule_for_a_ratio_separates_the_seeds() -> None:
+    from classicnets.experiments.measures import judge_decisive
+
+    metric = epochs_to("train_top1", 75.0)
+    relu = stats("ReLU", 5, 6, 6)
+    held = judge_decisive(metric, relu, stats("tanh", 18, 20, 25), 3.0, ratio=True)
+    assert held.verdict == "held" and held.effect == pytest.approx(3.0)
+    bound = judge_decisive(metric, relu, stats("tanh", 18, 18, 18, censored=3), 3.0, ratio=True)
+    assert bound.verdict == "held" and "≥ 18" in bound.reason  # never reached: still >= 3x
+    short = judge_decisive(metric, relu, stats("tanh", 9, 30, 30), 3.0, ratio=True)
+    assert short.verdict == "not held"  # one tanh seed was only 1.5x slower
+    unreached = judge_decisive(metric, stats("ReLU", 5, 18, 6, censored=1), relu, 3.0, ratio=True)
+    assert unreached.verdict == "not held" and "never reached" in unreached.reason
+
+
+def test_cpu_budget_runs_and_reports_decisive_verdicts(
+    tmp_path: Path, no_run_reports: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["experiment", "lrn", "--budget", "cpu", "--seeds", "2", *SYNTHETIC]
+    assert main([*args, "--set", "train.amp=off", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "claims.json").read_text())
+    assert report["budget"] == "cpu" and [g["grid"] for g in report["grids"]] == ["convnet4"]
+    (claim,) = report["grids"][0]["claims"]
+    assert claim["verdict"] in ("held", "not held")
+    markdown = (tmp_path / "claims.md").read_text()
+    assert "decisive" in markdown.lower() and "inferred" in markdown
+    capsys.readouterr()
+    assert main(["experiment", "dropout", "--budget", "cpu", "--out", str(tmp_path / "d")]) == 2
+    assert "no cpu budget" in capsys.readouterr().err

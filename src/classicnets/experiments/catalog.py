@@ -1,7 +1,9 @@
 """The types of the experiment table and its registry: an experiment is a few small grids on
 top of the ablation runner, each with a `quick` budget (a CIFAR-10 subset, minutes on 2 CPU
-cores) and a `paper` budget (the full protocol, for a GPU), and the claims its results are
-held to. The tables themselves are in alexnet_claims.py and vgg_claims.py.
+cores), a `paper` budget (the full protocol, for a GPU) and, where a claim can be decided on
+a CPU in a few hours, a `cpu` budget (full CIFAR-10, 3 seeds, decisive verdicts), and the
+claims its results are held to. The tables themselves are in alexnet_claims.py and
+vgg_claims.py.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from classicnets.errors import UserError
 from classicnets.experiments.ablate import Cell
 from classicnets.experiments.measures import Expectation, Metric
 from classicnets.registry import Registry
 
-Budget = Literal["quick", "paper"]
-BUDGETS: tuple[Budget, ...] = ("quick", "paper")
+Budget = Literal["quick", "paper", "cpu"]
+BUDGETS: tuple[Budget, ...] = ("quick", "paper", "cpu")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ class Claim:
     # The quick budget's own measure, when the paper's is out of its reach (e.g. a lower
     # accuracy threshold); the claims report names the measure it used.
     quick_metric: Metric | None = None
+    # The cpu budget's decisive rule (measures.DECISIVE_RULE): the smallest effect that counts
+    # as the claim holding, in the metric's unit (a factor for show_ratio claims); fixed
+    # before the runs, half the paper's effect.
+    decisive: float | None = None
 
     def metric_for(self, budget: Budget) -> Metric:
         if budget == "quick" and self.quick_metric is not None:
@@ -64,8 +71,13 @@ class Grid:
     quick: Recipe
     paper: Recipe
     claims: tuple[Claim, ...]
+    cpu: Recipe | None = None
 
     def recipe(self, budget: Budget) -> Recipe:
+        if budget == "cpu":
+            if self.cpu is None:
+                raise UserError(f"grid {self.name} has no cpu budget")
+            return self.cpu
         return self.quick if budget == "quick" else self.paper
 
 

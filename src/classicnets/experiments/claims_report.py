@@ -19,12 +19,14 @@ from classicnets.atomic import atomic_write_text
 from classicnets.config import RunConfig
 from classicnets.experiments.catalog import Budget, Claim, Experiment, Grid
 from classicnets.experiments.measures import (
+    DECISIVE_RULE,
     VERDICT_RULE,
     CellStats,
     Judgement,
     Metric,
     cell_stats,
     judge,
+    judge_decisive,
     ratio_text,
 )
 from classicnets.report.document import Document, Heading, Notes, Paragraph, Table, write_document
@@ -77,7 +79,12 @@ class GridReport:
             metric = claim.metric_for(budget)
             first = cell_stats(metric, claim.first, runs[claim.first])
             second = cell_stats(metric, claim.second, runs[claim.second])
-            judgement = judge(metric, first, second, claim.expect, claim.tolerance)
+            if budget == "cpu" and claim.decisive is not None:
+                judgement = judge_decisive(
+                    metric, first, second, claim.decisive, ratio=claim.show_ratio
+                )
+            else:
+                judgement = judge(metric, first, second, claim.expect, claim.tolerance)
             claims.append(ClaimResult(claim, metric, first, second, judgement))
         return cls(result, runs, claims)
 
@@ -168,7 +175,7 @@ def write_claims_report(
         blocks.append(Paragraph(f"{grid.setting()}. Comparison report: {comparison}"))
         blocks.append(_cells_table(grid))
     blocks.append(Heading("How verdicts are decided"))
-    blocks.append(Paragraph(VERDICT_RULE))
+    blocks.append(Paragraph(DECISIVE_RULE if budget == "cpu" else VERDICT_RULE))
     html = write_document(document, out_dir, CLAIMS_STEM)
     payload = {
         "experiment": experiment.name,

@@ -33,6 +33,18 @@ VERDICT_RULE = (
     "at 'leans'. Not measured: a cell has no finished run, or no run reached the threshold."
 )
 
+DECISIVE_RULE = (
+    "The cpu budget's decisive rule, fixed before the runs, gives every claim 'held' or 'not "
+    "held': each claim states the smallest effect that counts (half the paper's). A difference "
+    "claim is held when the measured effect is at least that size and exceeds the noise (two "
+    "standard errors of the difference of the means); otherwise not held. A ratio claim ('N "
+    "times faster') is held when every seed of the faster cell reached the threshold and the "
+    "fastest seed of the slower cell took at least N times the epochs of the slowest seed of "
+    "the faster cell (a slower-cell seed that never reached it counts as its epochs, a lower "
+    "bound); otherwise not held. Both need at least two seeds per cell; with fewer, or with a "
+    "missing run, the claim is not measured."
+)
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -223,3 +235,44 @@ def ratio_text(first: CellStats, second: CellStats) -> str:
     if first.censored and not second.censored:
         bound = "≤ "
     return f"{bound}{second.mean / first.mean:.1f}x"
+
+
+def judge_decisive(
+    metric: Metric, first: CellStats, second: CellStats, smallest: float, ratio: bool
+) -> Judgement:
+    """DECISIVE_RULE: "held" or "not held" for "first beats second" by at least `smallest`
+    (metric units, or with `ratio` the factor second / first of lower-is-better readings)."""
+    if first.count < 2 or second.count < 2:
+        short = first.label if first.count < 2 else second.label
+        return Judgement("not measured", None, None, f"{short!r} has fewer than two readings")
+    if ratio:
+        return _judge_ratio(first, second, smallest)
+    judged = judge(metric, first, second, "first_better")
+    effect, noise = judged.effect, judged.noise
+    assert effect is not None and noise is not None
+    unit = "points" if metric.unit == "%" else metric.unit
+    size = f"{first.label} ahead by {effect:+.2f} {unit} (noise ±{noise:.2f}, needed {smallest:g})"
+    if effect >= smallest and effect > noise:
+        return Judgement("held", effect, noise, size)
+    why = "below the needed size" if effect < smallest else "within the noise"
+    return Judgement("not held", effect, noise, f"{size}: {why}")
+
+
+def _judge_ratio(first: CellStats, second: CellStats, smallest: float) -> Judgement:
+    if first.censored:
+        return Judgement(
+            "not held",
+            None,
+            None,
+            f"{first.censored} seed(s) of {first.label!r} never reached the threshold",
+        )
+    slowest = max(r.value for r in first.readings)
+    fastest = min(r.value for r in second.readings)
+    bound = "≥ " if any(r.at_least and r.value == fastest for r in second.readings) else ""
+    factor = fastest / slowest
+    text = (
+        f"fastest {second.label} seed {bound}{fastest:g} epochs / slowest {first.label} seed "
+        f"{slowest:g} = {bound}{factor:.1f}x (needed {smallest:g}x)"
+    )
+    verdict: Verdict = "held" if factor >= smallest else "not held"
+    return Judgement(verdict, factor, None, text)

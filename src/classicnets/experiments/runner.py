@@ -17,7 +17,14 @@ from pathlib import Path
 from classicnets.config import RunConfig, load_config, override_keys
 from classicnets.errors import UserError
 from classicnets.experiments.ablate import cell_config, cell_run_name, run_ablation
-from classicnets.experiments.catalog import BUDGETS, Budget, Experiment, Grid, get_experiment
+from classicnets.experiments.catalog import (
+    BUDGETS,
+    Budget,
+    Experiment,
+    Grid,
+    experiment_names,
+    get_experiment,
+)
 from classicnets.experiments.claims_report import GridResult, write_claims_report
 from classicnets.models import MODELS
 from classicnets.train.setup import check_names
@@ -63,8 +70,18 @@ def plan_experiment(
         raise UserError(f"--budget must be one of {', '.join(BUDGETS)}; got {budget!r}")
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {seeds}")
+    chosen = select_grids(experiment, grids)
+    if budget == "cpu":
+        chosen = [grid for grid in chosen if grid.cpu is not None]
+        if not chosen:
+            with_cpu = [e.name for e in map(get_experiment, experiment_names()) if _has_cpu(e)]
+            raise UserError(
+                f"experiment {experiment.name} has no cpu budget"
+                + (" for these grids" if grids else "")
+                + f"; experiments with one: {', '.join(with_cpu)}"
+            )
     plans = []
-    for grid in select_grids(experiment, grids):
+    for grid in chosen:
         recipe = grid.recipe(budget)
         base = load_config(recipe.preset, [*recipe.overrides, *overrides])
         varied = {key for cell in grid.cells for key in override_keys(cell.overrides)}
@@ -78,6 +95,10 @@ def plan_experiment(
         check_cells_differ(grid, configs)
         plans.append(plan)
     return plans
+
+
+def _has_cpu(experiment: Experiment) -> bool:
+    return any(grid.cpu is not None for grid in experiment.grids)
 
 
 def check_model_knobs(config: RunConfig, overrides: Sequence[str], label: str) -> None:
