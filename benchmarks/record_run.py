@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from classicnets.config import config_from_dict, knob_values
 from classicnets.errors import UserError
 from classicnets.models import build_model
 from classicnets.report.runs import RunFolder, load_run
@@ -54,8 +55,6 @@ COLUMNS = (
     "command",
 )
 CURVE_COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "val_top1", "epoch_seconds")
-# The model knobs of config.yaml's model section that build_model takes.
-MODEL_OPTIONS = ("norm", "activation", "overlap_pool", "dropout", "init")
 PRECISIONS = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -72,9 +71,9 @@ def recipe_of(command: Sequence[str]) -> str | None:
 
 def training_flops_per_image(config: dict[str, Any], summary: dict[str, Any]) -> float:
     """Forward + backward FLOPs of one training image, counted on a freshly built model."""
-    model_config = config.get("model", {})
-    options = {key: model_config.get(key) for key in MODEL_OPTIONS}
-    model = build_model(str(summary["model"]), int(summary["num_classes"]), **options)
+    model_config = config_from_dict(config).model
+    options = knob_values(model_config)
+    model = build_model(model_config.name, int(summary["num_classes"]), **options)
     model.train()
     channels, height, width = (int(side) for side in summary["input_size"])
     batch = 2  # BatchNorm needs more than one value per channel in training mode
