@@ -272,3 +272,74 @@ def test_a_weights_file_needs_exactly_one_model(
     args = zoo_args(imagenet, tmp_path, "alexnet", "vgg16", "--weights", "x.pth")
     assert main(args) == 2
     assert "name exactly one model" in capsys.readouterr().err
+
+
+def write_synset_words(path: Path, count: int = 1000) -> Path:
+    path.write_text("".join(f"{wnid(i)} class number {i}\n" for i in range(count)))
+    return path
+
+
+def partial_val(root: Path, classes: tuple[int, ...] = VAL_CLASSES) -> Path:
+    """val/ with two images in each of `classes` and no train/: a subset of the 1,000."""
+    for index in classes:
+        for k in range(2):
+            write_jpeg(root / "val" / wnid(index) / f"v{k}.JPEG", 10 * index + k)
+    return root
+
+
+def test_partial_val_keeps_the_thousand_way_index_from_synset_words(
+    tmp_path: Path, alexnet_file: tuple[Path, torch.nn.Module], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = alexnet_file
+    root = partial_val(tmp_path / "val_subset")
+    write_synset_words(root / "synset_words.txt")
+    code = main(zoo_args(root, tmp_path / "out", "alexnet", "--weights", str(path)))
+    assert code == 0, capsys.readouterr().err
+    (row,) = json.loads((tmp_path / "out" / "zoo.json").read_text())["rows"]
+    # Classes 0-4 are the model's top five: images of classes 0 and 1 are in it, class 7's are
+    # not. Numbered 0, 1, 2 among the three folders, class 7 would wrongly count as a hit.
+    assert (row["images"], row["classes"]) == (6, 3)
+    assert row["top1"] == pytest.approx(100 / 3) and row["top5"] == pytest.approx(200 / 3)
+    assert not row["comparable"]
+    table = (tmp_path / "out" / "zoo.md").read_text()
+    assert "6 images of 3 classes: not comparable to the published number" in table
+
+
+def test_partial_val_needs_a_full_wnid_list(
+    tmp_path: Path, alexnet_file: tuple[Path, torch.nn.Module], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = alexnet_file
+    root = partial_val(tmp_path / "val_subset")
+    short = write_synset_words(tmp_path / "short.txt", 999)
+    args = zoo_args(root, tmp_path / "out", "alexnet", "--weights", str(path))
+    assert main([*args, "--wnids", str(short)]) == 2
+    assert "lists 999 distinct wnids" in capsys.readouterr().err
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"n9{i:07d} x\n" for i in range(1000)))
+    assert main([*args, "--wnids", str(other)]) == 2
+    assert f"class folder {wnid(0)} is not one of the 1,000 wnids" in capsys.readouterr().err
+
+
+def test_several_weight_files_in_one_command(
+    imagenet: Path, alexnet_file: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
+    first, model = alexnet_file
+    with torch.no_grad():
+        model.classifier[6].bias[7] += 200.0  # now class 7 comes first
+    second = tmp_path / "second.pth"
+    torch.save(model.state_dict(), second)
+    with torch.no_grad():
+        model.classifier[6].bias[7] -= 200.0
+    for weights in (
+        ["--weights", str(first), "--weights", str(second)],
+        ["--weights", f"alexnet={first}", "--weights", f"alexnet={second}"],
+    ):
+        out = tmp_path / weights[1][:7]
+        assert (
+            main(zoo_args(imagenet, out, *(["alexnet"] if "=" not in weights[1] else []), *weights))
+            == 0
+        )
+        rows = json.loads((out / "zoo.json").read_text())["rows"]
+        assert [row["weights"] for row in rows] == [str(first), str(second)]
+        assert [row["top1"] for row in rows] == pytest.approx([100 / 3, 100 / 3])
+        assert [row["top5"] for row in rows] == pytest.approx([200 / 3, 100.0])

@@ -38,8 +38,19 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     )
     evaluate.add_argument(
         "--weights",
-        default="DEFAULT",
-        help="DEFAULT (torchvision's, from its cache or a download) or a local .pth file",
+        action="append",
+        default=[],
+        metavar="PATH|MODEL=PATH",
+        help="a local .pth file (repeatable: one row per file) for the one model named, or "
+        "MODEL=PATH (repeatable, any models); default: torchvision's, from its cache or a "
+        "download",
+    )
+    evaluate.add_argument(
+        "--wnids",
+        type=Path,
+        help="synset_words.txt, LOC_synset_mapping.txt or the devkit's meta.mat: the 1,000 "
+        "wnids that number the weights' outputs, for a val folder with a subset of the classes "
+        "(default: one found in data.root)",
     )
     evaluate.add_argument(
         "--tta", choices=["none", "10crop"], default="none", help="10crop: AlexNet §4.1"
@@ -73,6 +84,7 @@ def run_zoo_evaluate(args: argparse.Namespace) -> int:
         overrides=[f"data.name={args.data}", *args.set],
         tta=args.tta,
         normalize=normalize,
+        wnids=args.wnids,
     )
     print(table.read_text(), end="")
     print(f"table: {table} (and {table.with_suffix('.json').name})")

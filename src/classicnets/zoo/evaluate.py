@@ -4,6 +4,10 @@ accuracy torchvision publishes for them, flagging any gap over 0.1 points.
 The images go through the transform in the weights' own metadata (resize 256, centre crop
 224, ImageNet mean/std). `normalize` replaces the mean/std to show a common pitfall: a
 mean = std = 0.5 normalisation drops AlexNet from 56.5% to about 39.5% top-1.
+
+A val folder may hold any subset of the 1,000 classes: with a wnid list (zoo/wnids.py) each
+folder keeps its 1,000-way index, and the table says "N images of K classes: not comparable
+to the published number". Several weight files can be scored in one call (`WeightsJob`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torchvision.transforms.v2 as v2
 from classicnets.atomic import atomic_write_text
 from classicnets.config import DataConfig, load_config
 from classicnets.data import DatasetInfo, build_splits, loader_from_transform
-from classicnets.data.datasets import resolve_root
+from classicnets.data.datasets import FileImageDataset, ImageDataset, resolve_root
 from classicnets.data.folders import class_folders
 from classicnets.data.transforms import ViewStack
 from classicnets.device import pick_device
@@ -41,6 +45,7 @@ from classicnets.zoo.weights import (
     resolve_models,
     weights_enum,
 )
+from classicnets.zoo.wnids import find_wnid_list, full_index, read_wnid_list
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class ZooRow:
     tta: str
     normalize: str  # "weights" or the overriding "mean=..., std=..."
     images: int
+    classes: int  # distinct classes among the images scored
     top1: float
     top5: float
     published_top1: float
@@ -79,12 +85,23 @@ class ZooRow:
     def flagged(self) -> bool:
         return abs(self.gap_top1) > GAP_POINTS or abs(self.gap_top5) > GAP_POINTS
 
+    @property
+    def comparable(self) -> bool:
+        """Scored on the whole of ILSVRC-2012 val, as the published number is."""
+        return self.images == IMAGENET_VAL_IMAGES and self.classes == IMAGENET_CLASSES
+
+    def scope(self) -> str:
+        text = f"{self.images:,} images of {self.classes:,} classes"
+        return text if self.comparable else f"{text}: not comparable to the published number"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "gap_top1": self.gap_top1,
             "gap_top5": self.gap_top5,
             "flagged": self.flagged,
+            "comparable": self.comparable,
+            "scope": self.scope(),
         }
 
 
@@ -115,15 +132,7 @@ def weights_transform(
     return cast(Callable[[Any], torch.Tensor], v2.Compose(steps))
 
 
-def check_imagenet_classes(cfg: DataConfig, info: DatasetInfo) -> None:
-    """Refuse folders whose class indices cannot match the weights' 1000 sorted wnids."""
-    root = resolve_root(cfg)
-    if len(info.classes) != IMAGENET_CLASSES:
-        raise UserError(
-            f"imagenet at {root} has {len(info.classes)} classes; ImageNet-1k weights need "
-            f"all {IMAGENET_CLASSES} (train/ or val/ with one folder per wnid, or the devkit's "
-            f"meta.mat), else the class indices do not match the weights'"
-        )
+def _check_wnid_folders(root: Path) -> None:
     for split in ("train", "val"):
         folder = root / split
         names = class_folders(folder) if folder.is_dir() else []
@@ -133,6 +142,30 @@ def check_imagenet_classes(cfg: DataConfig, info: DatasetInfo) -> None:
                 f"{folder}/{odd[0]} is not a WordNet id like n01440764; the weights index "
                 f"classes by sorted wnids, so folders named otherwise would be misnumbered"
             )
+
+
+def imagenet_test_set(
+    cfg: DataConfig, info: DatasetInfo, test: ImageDataset, wnids: Path | None
+) -> ImageDataset:
+    """The val images labelled with the weights' 1,000-way indices.
+
+    All 1,000 classes present: the labels are those indices already. Fewer: each class
+    folder's wnid is looked up in the wnid list (--wnids, or one in data.root), else refused.
+    """
+    root = resolve_root(cfg)
+    _check_wnid_folders(root)
+    if len(info.classes) == IMAGENET_CLASSES:
+        return test
+    source = find_wnid_list(root, wnids)
+    if source is None or not isinstance(test, FileImageDataset):
+        raise UserError(
+            f"imagenet at {root} has {len(info.classes)} classes; ImageNet-1k weights index "
+            f"all {IMAGENET_CLASSES}, so a subset needs the wnid list that numbers them: give "
+            f"--wnids synset_words.txt (or LOC_synset_mapping.txt, or the devkit's meta.mat)"
+        )
+    index = full_index(list(info.classes), read_wnid_list(source), source)
+    log.info("imagenet: %d of the 1,000 classes, indexed by %s", len(index), source)
+    return FileImageDataset([(path, index[label]) for path, label in test.samples])
 
 
 def parse_normalize(text: str) -> MeanStd:
@@ -148,19 +181,42 @@ def parse_normalize(text: str) -> MeanStd:
     return (values[0], values[1], values[2]), (values[3], values[4], values[5])
 
 
+def weights_jobs(names: Sequence[str], weights: Sequence[str]) -> list[tuple[ZooEntry, str]]:
+    """(model, weights) pairs to score: DEFAULT weights for each named model; with plain
+    PATHs, each file for the one model named; with MODEL=PATH, that file for that model (the
+    named models without one keep DEFAULT)."""
+    pairs = [item.partition("=") for item in weights]
+    keyed = [(model, path) for model, sep, path in pairs if sep]
+    plain = [model for model, sep, _ in pairs if not sep]
+    if keyed and plain:
+        raise UserError("--weights: give either PATHs (for one model) or MODEL=PATH, not both")
+    if plain:
+        entries = resolve_models(names)
+        if len(entries) != 1:
+            raise UserError(
+                "--weights PATH holds one model's weights: name exactly one model "
+                "(or give --weights MODEL=PATH for each)"
+            )
+        return [(entries[0], path) for path in plain]
+    jobs = [(resolve_models([model])[0], path) for model, path in keyed]
+    given = {entry.name for entry, _ in jobs}
+    named = resolve_models(names) if names or not jobs else []
+    return [(entry, DEFAULT_WEIGHTS) for entry in named if entry.name not in given] + jobs
+
+
 def evaluate_zoo(
     names: Sequence[str],
     out_dir: Path,
-    weights: str = DEFAULT_WEIGHTS,
+    weights: Sequence[str] = (),
     overrides: Sequence[str] = (),
     tta: ImageNetViews = "none",
     normalize: MeanStd | None = None,
+    wnids: Path | None = None,
 ) -> Path:
-    """Score each model's weights on the ImageNet val split; write zoo.md and zoo.json."""
-    entries = resolve_models(names)
-    if weights != DEFAULT_WEIGHTS and len(entries) != 1:
-        raise UserError("--weights PATH holds one model's weights: name exactly one model")
-    check_weights_available(entries, weights)
+    """Score each (model, weights) pair on the ImageNet val split; write zoo.md and zoo.json."""
+    jobs = weights_jobs(names, weights)
+    for entry, source in jobs:
+        check_weights_available([entry], source)
     config = load_config(
         None, ["data.name=imagenet", "data.val_fraction=0", "train.amp=off", *overrides]
     )
@@ -168,7 +224,8 @@ def evaluate_zoo(
         raise UserError("zoo evaluate scores ImageNet-1k weights: --data imagenet only")
     precision = pick_precision(config.train, pick_device(config.train.device))
     splits = build_splits(config.data)
-    check_imagenet_classes(config.data, splits.info)
+    test = imagenet_test_set(config.data, splits.info, splits.test, wnids)
+    classes = len(set(test.targets.tolist()))
     if normalize is not None:
         log.warning(
             "--normalize mean=%s std=%s replaces the weights' own normalisation: expect a lower "
@@ -177,55 +234,71 @@ def evaluate_zoo(
             normalize[1],
         )
     rows = []
-    for entry in entries:
-        model = load_zoo_model(entry, weights).to(precision.device)
+    for entry, source in jobs:
+        model = load_zoo_model(entry, source).to(precision.device)
         loader = loader_from_transform(
-            splits.test,
+            test,
             weights_transform(entry, tta, normalize),
             config.train.batch_size,
             precision.device,
             num_workers=config.data.num_workers,
         )
         result = evaluate(model, loader.epoch(0), precision, IMAGENET_CLASSES)
-        published = published_accuracy(entry)
-        row = ZooRow(
-            model=entry.name,
-            registry_model=entry.model,
-            weights=weights,
-            tta=tta,
-            normalize="weights"
-            if normalize is None
-            else f"mean={normalize[0]}, std={normalize[1]}",
-            images=result.count,
-            top1=result.top1,
-            top5=result.top5,
-            published_top1=published[0],
-            published_top5=published[1],
-        )
-        log.info(
-            "%s: top-1 %.3f%% (published %.3f), top-5 %.3f%% (published %.3f)%s",
-            entry.name,
-            row.top1,
-            row.published_top1,
-            row.top5,
-            row.published_top5,
-            "  GAP > 0.1" if row.flagged else "",
-        )
-        rows.append(row)
+        rows.append(_zoo_row(entry, source, tta, normalize, result.count, classes, result))
         del model
     return write_zoo_table(rows, out_dir, str(resolve_root(config.data)))
+
+
+def _zoo_row(
+    entry: ZooEntry,
+    source: str,
+    tta: str,
+    normalize: MeanStd | None,
+    images: int,
+    classes: int,
+    result: Any,
+) -> ZooRow:
+    published = published_accuracy(entry)
+    row = ZooRow(
+        model=entry.name,
+        registry_model=entry.model,
+        weights=source,
+        tta=tta,
+        normalize="weights" if normalize is None else f"mean={normalize[0]}, std={normalize[1]}",
+        images=images,
+        classes=classes,
+        top1=result.top1,
+        top5=result.top5,
+        published_top1=published[0],
+        published_top5=published[1],
+    )
+    log.info(
+        "%s (%s): top-1 %.3f%% (published %.3f), top-5 %.3f%% (published %.3f) on %s%s",
+        entry.name,
+        source,
+        row.top1,
+        row.published_top1,
+        row.top5,
+        row.published_top5,
+        row.scope(),
+        "  GAP > 0.1" if row.flagged else "",
+    )
+    return row
+
+
+def _flag(row: ZooRow) -> str:
+    flag = "gap > 0.1" if row.flagged else "ok"
+    return flag if row.comparable else f"{flag}; not comparable"
 
 
 def write_zoo_table(rows: Sequence[ZooRow], out_dir: Path, data_root: str) -> Path:
     """zoo.md and zoo.json (zoo-2.* etc. if they exist); returns the Markdown path."""
     stem = free_stem(out_dir, "zoo")
     notes = []
-    counts = {row.images for row in rows}
-    if counts != {IMAGENET_VAL_IMAGES}:
+    for scope in sorted({row.scope() for row in rows if not row.comparable}):
         notes.append(
-            f"Scored on {', '.join(str(c) for c in sorted(counts))} images, not the "
-            f"{IMAGENET_VAL_IMAGES:,} of ILSVRC-2012 val: gaps to the published numbers are "
-            "not comparable."
+            f"{scope} (the published numbers are over all {IMAGENET_VAL_IMAGES:,} images of "
+            f"the {IMAGENET_CLASSES:,} ILSVRC-2012 val classes); the gaps only show direction."
         )
     if any(row.normalize != "weights" for row in rows):
         notes.append(
@@ -241,16 +314,17 @@ def write_zoo_table(rows: Sequence[ZooRow], out_dir: Path, data_root: str) -> Pa
         "",
         *(f"> {note}" for note in notes),
         "",
-        "| model | registry model | weights | tta | normalize | images | top-1 | published "
-        "top-1 | gap | top-5 | published top-5 | gap | flag |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| model | registry model | weights | tta | normalize | images | classes | top-1 | "
+        "published top-1 | gap | top-5 | published top-5 | gap | flag |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.model} | {row.registry_model} | {row.weights} | {row.tta} | "
-            f"{row.normalize} | {row.images:,} | {row.top1:.3f} | {row.published_top1:.3f} | "
+            f"{row.normalize} | {row.images:,} | {row.classes:,} | {row.top1:.3f} | "
+            f"{row.published_top1:.3f} | "
             f"{row.gap_top1:+.3f} | {row.top5:.3f} | {row.published_top5:.3f} | "
-            f"{row.gap_top5:+.3f} | {'gap > 0.1' if row.flagged else 'ok'} |"
+            f"{row.gap_top5:+.3f} | {_flag(row)} |"
         )
     markdown = out_dir / f"{stem}.md"
     atomic_write_text(markdown, "\n".join(lines) + "\n")
