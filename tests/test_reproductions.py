@@ -164,7 +164,8 @@ def test_preset_trains_one_epoch_on_synthetic_images(preset: str, tmp_path: Path
     overrides = [
         "data.name=synthetic",
         f"data.synthetic_size={side}",
-        "data.synthetic_count=10",
+        "data.synthetic_count=50",  # stratified: 0.2 of 5 per class holds one of each out
+        "data.limit=4",
         "data.num_classes=10",
         "train.epochs=1",
         "train.batch_size=2",
