@@ -375,3 +375,35 @@ def test_a_run_name_that_leaves_out_is_refused(
     )
     assert code == 2 and "train.run_name" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- names from data rendered in reports: HTML in Markdown, mathtext in figures ---------------
+
+HOSTILE_CLASSES = ("<script>alert(1)</script>", "$x^$ bad maths", "a $b$ c")
+
+
+def test_class_and_run_names_are_text_in_reports_and_figures(tmp_path: Path) -> None:
+    from test_report_fixtures import make_run_folder
+
+    first = make_run_folder(tmp_path, "<img src=x onerror=alert(1)>", classes=HOSTILE_CLASSES)
+    second = make_run_folder(tmp_path, "$y$", classes=HOSTILE_CLASSES, seed=1)
+    assert main(["report", str(first)]) == 0
+    report = (first / "report.md").read_text()
+    assert "<script>" not in report and "&lt;script&gt;alert(1)&lt;/script&gt;" in report
+    assert "figure" not in " ".join(line for line in report.splitlines() if "skipped" in line)
+    labels = "<b>one</b>,$two$"
+    out = tmp_path / "comparison"
+    assert main(["compare", str(first), str(second), "--labels", labels, "--out", str(out)]) == 0
+    comparison = (out / "comparison.md").read_text()
+    assert "<b>" not in comparison and "<script>" not in comparison and "<img" not in comparison
+    assert "&lt;b&gt;one&lt;/b&gt;" in comparison
+    assert "figure" not in " ".join(line for line in comparison.splitlines() if "skipped" in line)
+
+
+def test_a_figure_that_fails_says_why() -> None:
+    from classicnets.report import plots
+
+    assert plots.failure_reason(ValueError("\n$x^$\n^\nParseException: Expected token")) == (
+        "ValueError: ParseException: Expected token"
+    )
+    assert plots.failure_reason(ValueError("")) == "ValueError"

@@ -147,21 +147,23 @@ def _html_table(table: Table) -> str:
 
 def render_markdown(document: Document, files_dir: str) -> tuple[str, dict[str, bytes]]:
     """Markdown text plus the PNG files it links to ({file name: bytes} under `files_dir`)."""
-    lines = [f"# {document.title}", ""]
+    lines = [f"# {_md(document.title)}", ""]
     files: dict[str, bytes] = {}
     for block in document.blocks:
         if isinstance(block, Heading):
-            lines += [f"{'#' * block.level} {block.text}", ""]
+            lines += [f"{'#' * block.level} {_md(block.text)}", ""]
         elif isinstance(block, Paragraph):
-            lines += [block.text, ""]
+            lines += [_md(block.text), ""]
         elif isinstance(block, Notes):
-            lines += [f"> **{block.title}**", ">"] + [f"> - {item}" for item in block.items] + [""]
+            items = [f"> - {_md(item)}" for item in block.items]
+            lines += [f"> **{_md(block.title)}**", ">", *items, ""]
         elif isinstance(block, Table):
             lines += [*_markdown_table(block), ""]
         elif isinstance(block, Image):
             file_name = f"{block.name}.png"
             files[file_name] = block.png
-            lines += [f"![{block.caption}]({files_dir}/{file_name})", "", f"*{block.caption}*", ""]
+            caption = _md(block.caption)
+            lines += [f"![{caption}]({files_dir}/{file_name})", "", f"*{caption}*", ""]
         else:
             lines += ["```", block.text.rstrip("\n"), "```", ""]
     return "\n".join(lines), files
@@ -169,7 +171,7 @@ def render_markdown(document: Document, files_dir: str) -> tuple[str, dict[str, 
 
 def _markdown_table(table: Table) -> list[str]:
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", "<br>")
+        return _md(text).replace("|", "\\|").replace("\n", "<br>")
 
     lines = ["| " + " | ".join(cell(h) for h in table.headers) + " |"]
     lines.append(
@@ -181,6 +183,12 @@ def _markdown_table(table: Table) -> list[str]:
     )
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
     return lines
+
+
+def _md(text: str) -> str:
+    """Markdown passes raw HTML through: names from data (classes, runs, paths) must not
+    become tags, so <, > and & are written as entities (code blocks show text as it is)."""
+    return html.escape(text, quote=False)
 
 
 def _is_numeric_column(table: Table, index: int) -> bool:

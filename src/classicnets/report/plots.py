@@ -37,6 +37,18 @@ class ReportFigure(Figure):
         return png_bytes(self)
 
 
+def plain(text: object) -> str:
+    """`text` as written on a figure: matplotlib reads $...$ as mathtext, and a class or run
+    name holding dollars would be typeset as maths or fail to render."""
+    return str(text).replace("$", r"\$")
+
+
+def failure_reason(error: Exception) -> str:
+    """Why a figure failed, in one line: mathtext errors put the fact on their last line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1]}" if lines else type(error).__name__
+
+
 def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
     """Render a figure to PNG with the Agg canvas."""
     buffer = io.BytesIO()
@@ -134,8 +146,8 @@ def figure_confusion_matrix(
     image = axes.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of true class")
     if size <= MAX_LABELLED_CLASSES:
-        axes.set_xticks(range(size), labels=list(classes), rotation=90)
-        axes.set_yticks(range(size), labels=list(classes))
+        axes.set_xticks(range(size), labels=[plain(c) for c in classes], rotation=90)
+        axes.set_yticks(range(size), labels=[plain(c) for c in classes])
     if size <= MAX_COUNT_ANNOTATIONS:
         for row in range(size):
             for column in range(size):
@@ -150,7 +162,7 @@ def figure_confusion_matrix(
         f"misclassified {100 * (1 - accuracy):.2f}% (n={int(counts.sum())})"
     )
     axes.set_ylabel("true class")
-    axes.set_title(title)
+    axes.set_title(plain(title))
     return figure
 
 
@@ -164,7 +176,7 @@ def figure_per_class_accuracy(
     than `max_classes`, only the worst `max_classes` are drawn (the title says so)."""
     order = np.argsort(np.asarray(per_class_top1, dtype=np.float64), kind="stable")
     shown = order[:max_classes]
-    names = [classes[i] for i in shown]
+    names = [plain(classes[i]) for i in shown]
     values = [float(per_class_top1[i]) for i in shown]
     figure = ReportFigure(figsize=(7, 0.28 * len(shown) + 1.4), layout="constrained")
     axes = figure.subplots()
@@ -223,7 +235,7 @@ def figure_first_layer_filters(
     axes = figure.add_axes((0, 0, 1, 0.92))
     axes.imshow(mosaic, interpolation="nearest")
     axes.set_axis_off()
-    figure.suptitle(f"{title}: {count} kernels of {height}x{width}x3", fontsize=10)
+    figure.suptitle(f"{plain(title)}: {count} kernels of {height}x{width}x3", fontsize=10)
     return figure
 
 
@@ -278,7 +290,7 @@ def figure_top5(samples: Samples, *, count: int = 3) -> Figure:
 
 
 def _name(classes: Sequence[str], index: int | np.integer) -> str:
-    return classes[int(index)] if 0 <= int(index) < len(classes) else f"#{int(index)}"
+    return plain(classes[int(index)]) if 0 <= int(index) < len(classes) else f"#{int(index)}"
 
 
 @dataclass(frozen=True)
@@ -303,7 +315,7 @@ def figure_compare_curves(
             if not series.epochs:
                 continue
             (line,) = axes.plot(
-                series.epochs, series.mean, marker="o", markersize=3, label=series.label
+                series.epochs, series.mean, marker="o", markersize=3, label=plain(series.label)
             )
             if any(s > 0 for s in series.std):
                 mean, std = np.asarray(series.mean), np.asarray(series.std)
@@ -315,7 +327,7 @@ def figure_compare_curves(
         axes.xaxis.get_major_locator().set_params(integer=True)
         if axes.get_lines():
             axes.legend()
-    top1_axes.set(title=top1_label, ylabel="top-1 (%)")
+    top1_axes.set(title=plain(top1_label), ylabel="top-1 (%)")
     loss_axes.set(title="train loss", ylabel="cross-entropy")
     return figure
 
@@ -335,12 +347,13 @@ def figure_per_class_deltas(
     for offset, label in enumerate(labels):
         values = np.asarray(deltas[label], dtype=np.float64)[order]
         positions = np.arange(len(order)) + offset * height
-        axes.barh(positions, values, height=height, label=label)
-    axes.set_yticks(np.arange(len(order)) + 0.4 - height / 2, labels=[classes[i] for i in order])
+        axes.barh(positions, values, height=height, label=plain(label))
+    ticks = np.arange(len(order)) + 0.4 - height / 2
+    axes.set_yticks(ticks, labels=[plain(classes[i]) for i in order])
     axes.invert_yaxis()
     axes.axvline(0, color="black", linewidth=0.8)
-    axes.set_xlabel(f"per-class top-1 minus {reference} (percentage points)")
-    axes.set_title(f"per-class accuracy change vs {reference}")
+    axes.set_xlabel(f"per-class top-1 minus {plain(reference)} (percentage points)")
+    axes.set_title(f"per-class accuracy change vs {plain(reference)}")
     axes.legend(loc="lower right")
     axes.grid(axis="x", alpha=0.3)
     return figure

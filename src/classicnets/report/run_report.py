@@ -202,7 +202,7 @@ def _add_figure(
     try:
         png = plots.png_bytes(build())
     except (ValueError, IndexError, KeyError, TypeError) as error:
-        notes.append(f"figure {name} skipped: {error}")
+        notes.append(f"figure {name} skipped: {plots.failure_reason(error)}")
         return
     blocks.append(Image(name, caption, png))
 
