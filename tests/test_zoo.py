@@ -330,15 +330,13 @@ def test_several_weight_files_in_one_command(
     torch.save(model.state_dict(), second)
     with torch.no_grad():
         model.classifier[6].bias[7] -= 200.0
-    for weights in (
-        ["--weights", str(first), "--weights", str(second)],
-        ["--weights", f"alexnet={first}", "--weights", f"alexnet={second}"],
-    ):
-        out = tmp_path / weights[1][:7]
-        assert (
-            main(zoo_args(imagenet, out, *(["alexnet"] if "=" not in weights[1] else []), *weights))
-            == 0
-        )
+    forms = (
+        (["alexnet"], ["--weights", str(first), "--weights", str(second)]),
+        ([], ["--weights", f"alexnet={first}", "--weights", f"alexnet={second}"]),
+    )
+    for form, (names, weights) in enumerate(forms):
+        out = tmp_path / f"form{form}"
+        assert main(zoo_args(imagenet, out, *names, *weights)) == 0
         rows = json.loads((out / "zoo.json").read_text())["rows"]
         assert [row["weights"] for row in rows] == [str(first), str(second)]
         assert [row["top1"] for row in rows] == pytest.approx([100 / 3, 100 / 3])
