@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from classicnets.config import DataConfig
 from classicnets.data import DatasetInfo, TensorImageDataset, build_loader
 from classicnets.data.cifar import CIFAR10_MEAN, CIFAR10_STD
-from classicnets.train.run_folder import cpu_name
+from classicnets.run_record import cpu_name
 
 INFO = DatasetInfo("cifar10", [str(i) for i in range(10)], 32, CIFAR10_MEAN, CIFAR10_STD)
 

@@ -127,7 +127,7 @@ def full_epoch_seconds(pipeline: throughput.Pipeline) -> float:
     """One whole epoch through train_one_epoch, from the first batch."""
     pipeline.state.batches_done = 0
     pipeline.epoch += 1
-    return pipeline.train_seconds(len(pipeline.parts.train_loader))
+    return pipeline.train_seconds(len(pipeline.parts.data.train_loader))
 
 
 def loader_epoch_seconds(pipeline: throughput.Pipeline, epoch: int) -> float:
@@ -135,7 +135,7 @@ def loader_epoch_seconds(pipeline: throughput.Pipeline, epoch: int) -> float:
     device = pipeline.parts.precision.device
     throughput.synchronize(device)
     start = time.perf_counter()
-    for _ in pipeline.parts.train_loader.epoch(epoch):
+    for _ in pipeline.parts.data.train_loader.epoch(epoch):
         pass
     throughput.synchronize(device)
     return time.perf_counter() - start
@@ -174,7 +174,7 @@ def size_sweep(
     seconds: dict[int, list[float]] = {count: [] for count in counts}
     for index in range(rounds):
         for count, pipeline in pipelines.items():
-            images = pipeline.parts.train_loader.num_samples
+            images = pipeline.parts.data.train_loader.num_samples
             if measure == "epochs":
                 seconds[count].append(full_epoch_seconds(pipeline) / images)
             elif measure == "loader":
@@ -193,7 +193,7 @@ def size_sweep(
         # per-round ratio to the largest set, then the median
         relative = [a / b for a, b in zip(seconds[count], seconds[largest], strict=True)]
         per_image = statistics.median(seconds[count])
-        images = pipelines[count].parts.train_loader.num_samples
+        images = pipelines[count].parts.data.train_loader.num_samples
         rows.append(
             {
                 "images": images,

@@ -61,9 +61,9 @@ from classicnets.models import build_model
 from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
 from classicnets.models.conv import Conv2d
 from classicnets.models.lrn import LocalResponseNorm
-from classicnets.train.loop import train_one_epoch
+from classicnets.run_record import cpu_name
+from classicnets.train.loop import EpochControl, train_one_epoch
 from classicnets.train.optim import current_lr
-from classicnets.train.run_folder import cpu_name
 from classicnets.train.setup import RunParts, build_run_parts
 from classicnets.train.state import EpochSums, StopFlag, TrainState
 
@@ -146,10 +146,10 @@ def compute_step(parts: RunParts, model: nn.Module, x: Tensor, y: Tensor) -> Non
         enabled=precision.amp_dtype is not None,
     ):
         loss = F.cross_entropy(model(x), y)
-    parts.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-    parts.scaler.step(parts.optimizer)
-    parts.scaler.update()
-    parts.optimizer.zero_grad(set_to_none=True)
+    parts.optimization.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+    parts.optimization.scaler.step(parts.optimization.optimizer)
+    parts.optimization.scaler.update()
+    parts.optimization.optimizer.zero_grad(set_to_none=True)
 
 
 # --- (c) the classicnets pipeline ------------------------------------------------------------
@@ -166,13 +166,13 @@ class Pipeline:
 
     def train_seconds(self, steps: int) -> float:
         """Run `steps` optimizer steps through train_one_epoch; seconds taken."""
-        loader = self.parts.train_loader
+        loader = self.parts.data.train_loader
         if steps > len(loader):
             raise ValueError(f"{steps} steps do not fit in one epoch of {len(loader)} batches")
         if self.state.batches_done + steps > len(loader):
             self.epoch, self.state.batches_done = self.epoch + 1, 0
         device = self.parts.precision.device
-        sums = EpochSums.start(current_lr(self.parts.optimizer), device, {})
+        sums = EpochSums.start(current_lr(self.parts.optimization.optimizer), device, {})
         first_step = self.state.global_step
         synchronize(device)
         start = time.perf_counter()
@@ -182,9 +182,7 @@ class Pipeline:
             self.epoch,
             self.state,
             sums,
-            StopFlag(),
-            first_step + steps,
-            lambda _: None,
+            EpochControl(StopFlag(), first_step + steps),
         )
         synchronize(device)
         seconds = time.perf_counter() - start
@@ -361,9 +359,9 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     modes = set(settings.modes)
     pipeline = Pipeline(config, parts)
 
-    x, y = next(iter(parts.train_loader.epoch(0)))
+    x, y = next(iter(parts.data.train_loader.epoch(0)))
     x_in = x.contiguous(memory_format=torch.channels_last) if precision.channels_last else x
-    flops = training_step_flops(parts.raw_model, x_in, y)
+    flops = training_step_flops(parts.model.module, x_in, y)
 
     measures: dict[str, Callable[[], dict[str, float]]] = {}
     if "matmul" in modes:
@@ -375,9 +373,9 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     if "compute" in modes:
 
         def measure_compute() -> dict[str, float]:
-            compute_step(parts, parts.model, x_in, y)  # untimed, as in every mode (below)
+            compute_step(parts, parts.model.wrapped, x_in, y)  # untimed, as in every mode (below)
             seconds = _timed(
-                device, lambda: compute_step(parts, parts.model, x_in, y), settings.steps
+                device, lambda: compute_step(parts, parts.model.wrapped, x_in, y), settings.steps
             )
             return {
                 "compute": batch * settings.steps / seconds,
@@ -448,7 +446,7 @@ def _layout_measure(
         ("contiguous", torch.contiguous_format),
         ("channels_last", torch.channels_last),
     ):
-        model = copy.deepcopy(parts.raw_model).to(memory_format=layout)
+        model = copy.deepcopy(parts.model.module).to(memory_format=layout)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         batch = x.contiguous(memory_format=layout)
         copies[name] = (model, optimizer, batch)
@@ -512,7 +510,12 @@ def _seed_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str,
     model = tutorial_model(settings.model, len(info.classes)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     loader = tutorial_loader(
-        parts.splits.train, info.mean, info.std, settings.batch_size, settings.workers, train=True
+        parts.data.splits.train,
+        info.mean,
+        info.std,
+        settings.batch_size,
+        settings.workers,
+        train=True,
     )
 
     def measure() -> dict[str, float]:
@@ -535,7 +538,7 @@ def _eval_measures(
     """classicnets' evaluate() on its eval loader, and the tutorial's test loop."""
     device, info, count = parts.precision.device, parts.info, settings.eval_steps
     ours = build_loader(
-        parts.splits.test,
+        parts.data.splits.test,
         config.data,
         info,
         train=False,
@@ -545,13 +548,21 @@ def _eval_measures(
     )
     model = tutorial_model(settings.model, len(info.classes)).to(device)
     tutorial = tutorial_loader(
-        parts.splits.test, info.mean, info.std, settings.batch_size, settings.workers, train=False
+        parts.data.splits.test,
+        info.mean,
+        info.std,
+        settings.batch_size,
+        settings.workers,
+        train=False,
     )
     num_classes = len(info.classes)
 
     def ours_once(batches: int) -> None:
         evaluate(
-            parts.model, itertools.islice(ours.epoch(0), batches), parts.precision, num_classes
+            parts.model.wrapped,
+            itertools.islice(ours.epoch(0), batches),
+            parts.precision,
+            num_classes,
         )
 
     def measure_ours() -> dict[str, float]:

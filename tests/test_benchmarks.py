@@ -127,7 +127,7 @@ def test_pipeline_runs_the_real_loop_across_epoch_ends(throughput: ModuleType) -
 
     config = throughput.pipeline_config("convnet4_cifar", 4, "cpu", "synthetic", 12)
     pipeline = throughput.Pipeline(config, build_run_parts(config, None))
-    assert len(pipeline.parts.train_loader) == 3
+    assert len(pipeline.parts.data.train_loader) == 3
     assert pipeline.train_seconds(2) > 0
     assert (pipeline.epoch, pipeline.state.batches_done) == (1, 2)
     pipeline.train_seconds(2)  # does not fit in what is left of epoch 1: starts epoch 2

@@ -13,7 +13,7 @@ from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import confusion_matrix
 from classicnets.precision import pick_precision
-from classicnets.train.run_folder import environment
+from classicnets.run_record import collect_environment
 
 
 def test_auto_on_cpu_without_native_bf16_is_fp32_with_channels_last(
@@ -116,5 +116,5 @@ def test_auto_on_cpu_is_bf16_only_where_the_cpu_runs_it_natively(
 
 
 def test_env_json_records_the_precision_in_use() -> None:
-    env = environment(torch.device("cpu"), "bf16", ["classicnets", "train"])
-    assert env["precision"] == "bf16" and env["device"] == "cpu"
+    env = collect_environment(torch.device("cpu"), "bf16", ["classicnets", "train"])
+    assert env.precision == "bf16" and env.device == "cpu"

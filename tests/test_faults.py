@@ -157,8 +157,8 @@ def _make_folder_read_only(monkeypatch: pytest.MonkeyPatch, failing_write: int) 
     ("fault", "nth", "message"),
     [
         (_fill_disk_on_checkpoint, 5, "No space left on device; the previous copy is intact"),
-        (_make_folder_read_only, 7, "Read-only file system; the previous copy is intact"),
-        (_make_folder_read_only, 11, "metrics.jsonl: Read-only file system"),
+        (_make_folder_read_only, 8, "Read-only file system; the previous copy is intact"),
+        (_make_folder_read_only, 12, "metrics.jsonl: Read-only file system"),
     ],
     ids=["disk-full-on-checkpoint", "read-only-on-checkpoint", "read-only-on-metrics"],
 )

@@ -20,9 +20,11 @@ from classicnets.data import DatasetInfo, build_splits, eval_transform
 from classicnets.data.datasets import UnreadableImageError, load_image
 from classicnets.device import pick_device
 from classicnets.errors import UserError
+from classicnets.evaluate.split import evaluate_split, write_split_result
+from classicnets.models.build import build_model_for, load_state_strict
 from classicnets.precision import pick_precision
+from classicnets.run_record import record_dict
 from classicnets.train.checkpoint import find_checkpoint, load_checkpoint
-from classicnets.train.setup import build_model_for, evaluate_split, load_state_strict
 
 # What predict() accepts as one image: a file, a PIL image, or an (H, W, 3) uint8 array.
 ImageInput = str | Path | Image.Image | np.ndarray
@@ -147,6 +149,16 @@ def evaluate_trained(
     root = out_root or trained.run_dir or trained.checkpoint_path.parent
     model = trained.model.to(precision.device)
     try:
-        return evaluate_split(config, model, splits, split, tta, precision, root)
+        result = evaluate_split(
+            model,
+            splits,
+            split,
+            tta,
+            config.data,
+            batch_size=config.train.batch_size,
+            seed=config.train.seed,
+            precision=precision,
+        )
+        return record_dict(write_split_result(result, root, splits, split, tta))
     finally:
         trained.model.to("cpu").eval()

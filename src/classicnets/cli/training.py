@@ -158,32 +158,27 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_and_report(config: RunConfig, out: Path, resume: Path | None) -> int:
     from classicnets.api import run_training
+    from classicnets.run_record import Summary, read_summary
     from classicnets.train.distributed import is_main_process
 
     run_dir = run_training(config, out, resume=resume, command=sys.argv)
     if not is_main_process():  # under torchrun, rank 0 reports for the run
         return 0
     report = run_dir / "report.html"
-    summary = read_json(run_dir / "summary.json")
+    summary = read_summary(run_dir, []) or Summary()
     print(f"run folder: {run_dir}")
-    if summary.get("test_top1") is not None:
+    if summary.test_top1 is not None:
         print(
-            f"test top-1: {summary['test_top1']:.2f}%  top-5: {summary['test_top5']:.2f}%  "
-            f"({summary['epochs']} epochs, {summary['wall_seconds']:.0f} s)"
+            f"test top-1: {summary.test_top1:.2f}%  top-5: {summary.test_top5 or 0.0:.2f}%  "
+            f"({summary.epochs} epochs, {summary.wall_seconds or 0.0:.0f} s)"
         )
     else:
         print(
-            f"status: {summary['status']} after {summary['epochs']} epochs "
+            f"status: {summary.status} after {summary.epochs} epochs "
             f"(resume with: classicnets train --resume {run_dir})"
         )
     print(f"report: {report}")
     return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_COMPLETE
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    return dict(json.loads(path.read_text()))
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

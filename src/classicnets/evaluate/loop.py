@@ -4,20 +4,14 @@ Batches with test-time views, shaped (N, V, C, H, W) (flips, or AlexNet §4.1's 
 are scored by averaging the softmax over the V views, as the paper averages its ten patches.
 """
 
-import csv
-import io
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from classicnets.atomic import atomic_write, atomic_write_text
 from classicnets.evaluate.metrics import confusion_matrix, topk_correct
 from classicnets.precision import Precision
 
@@ -200,78 +194,3 @@ def _keep_sample_images(
         if (correct and right < SAMPLE_IMAGES) or (not correct and wrong < SAMPLE_IMAGES):
             images.append((bool(correct), offset + i, pixels_np[i]))
             right, wrong = (right + 1, wrong) if correct else (right, wrong + 1)
-
-
-def write_eval_outputs(
-    result: EvalResult,
-    out_dir: Path,
-    classes: Sequence[str],
-    sample_ids: Sequence[str],
-    split: str,
-    tta: str,
-) -> dict[str, Any]:
-    """metrics.json, predictions.csv and samples.npz (see the run-folder format in the docs)."""
-    correct = int(result.confusion.diagonal().sum())
-    metrics: dict[str, Any] = {
-        "split": split,
-        "tta": tta,
-        "count": result.count,
-        "loss": result.loss,
-        "top1": result.top1,
-        "top5": result.top5,
-        "error_top1": 100.0 - result.top1,
-        "error_top5": 100.0 - result.top5,
-        "correct": correct,
-        "incorrect": result.count - correct,
-        "classes": list(classes),
-        "per_class_top1": result.per_class_top1,
-        "per_class_count": result.per_class_count,
-        "confusion_matrix": result.confusion.tolist(),
-    }
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
-    if result.targets is not None and result.top5_indices is not None:
-        assert result.top5_probs is not None
-        _write_predictions(out_dir / "predictions.csv", result, classes, sample_ids)
-        if result.sample_images:
-            rows = result.sample_rows
-            images = np.stack(result.sample_images)
-            targets = result.targets[rows].numpy().astype(np.int64)
-            top5_indices = result.top5_indices[rows].numpy().astype(np.int64)
-            top5_probs = result.top5_probs[rows].numpy().astype(np.float32)
-
-            def write_samples(file: IO[bytes]) -> None:
-                np.savez_compressed(
-                    file,
-                    images=images,
-                    targets=targets,
-                    classes=list(classes),
-                    top5_indices=top5_indices,
-                    top5_probs=top5_probs,
-                )
-
-            atomic_write(out_dir / "samples.npz", write_samples)
-    return metrics
-
-
-def _write_predictions(
-    path: Path, result: EvalResult, classes: Sequence[str], sample_ids: Sequence[str]
-) -> None:
-    assert result.targets is not None and result.top5_indices is not None
-    assert result.top5_probs is not None
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["sample", "target", "predicted", "top5_classes", "top5_probs"])
-    for row, target in enumerate(result.targets.tolist()):
-        indices = result.top5_indices[row].tolist()
-        probs = result.top5_probs[row].tolist()
-        sample = sample_ids[row] if row < len(sample_ids) else str(row)
-        writer.writerow(
-            [
-                sample,
-                classes[target],
-                classes[indices[0]],
-                "|".join(classes[i] for i in indices),
-                "|".join(f"{p:.4f}" for p in probs),
-            ]
-        )
-    atomic_write_text(path, buffer.getvalue())

@@ -1,6 +1,5 @@
-"""Exact classification metrics: top-k counts, running means on the device, epoch records."""
+"""Exact classification metrics: top-k counts, the confusion matrix, running means on the device."""
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -53,40 +52,3 @@ class RunningMean:
     def load(self, state: dict[str, Any]) -> None:
         self.total.fill_(state["total"])
         self.count = int(state["count"])
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One line of metrics.jsonl / metrics.csv. Accuracies are percentages."""
-
-    epoch: int
-    lr: float
-    train_loss: float
-    train_top1: float
-    val_loss: float | None
-    val_top1: float | None
-    val_top5: float | None
-    epoch_seconds: float
-    images_per_second: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def summary_line(self) -> str:
-        val = (
-            ""
-            if self.val_top1 is None
-            else (
-                f" | val loss {self.val_loss:.4f} top1 {self.val_top1:.2f}%"
-                f" top5 {self.val_top5:.2f}%"
-            )
-        )
-        return (
-            f"epoch {self.epoch} | lr {self.lr:.3g} | train loss {self.train_loss:.4f} "
-            f"top1 {self.train_top1:.2f}%{val} | {self.epoch_seconds:.1f}s "
-            f"{self.images_per_second:.0f} img/s"
-        )

@@ -6,55 +6,58 @@ checkpoint, even one saved mid-epoch, continues bit for bit as if it had never s
 Under torchrun the same loop runs on every rank (train/distributed.py has the rules).
 """
 
-import json
+import functools
 import logging
-import shutil
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from classicnets.config import (
-    RunConfig,
-    TrainConfig,
-    config_from_dict,
-    read_yaml,
-    save_config,
+from classicnets.config import RunConfig, TrainConfig, save_config
+from classicnets.precision import Precision
+from classicnets.run_record import (
+    CONFIG_FILE,
+    StepLog,
+    StepRecord,
+    write_model_record,
+    write_summary,
 )
-from classicnets.errors import UserError
-from classicnets.evaluate.metrics import EpochRecord, topk_correct
-from classicnets.train.checkpoint import load_resume_checkpoint, save_checkpoint
+from classicnets.train.checkpoint import load_resume_checkpoint
 from classicnets.train.distributed import (
     DistContext,
     barrier,
     broadcast_from_main,
     distributed_session,
-    gather_all,
-    gather_to_main,
     global_batch_count,
     rank_loss,
-    sync_buffers,
 )
 from classicnets.train.losses import classification_loss, main_logits
 from classicnets.train.optim import current_lr
-from classicnets.train.run_folder import (
-    MetricsLog,
-    log_tensorboard,
-    tensorboard_writer,
+from classicnets.train.progress import Progress
+from classicnets.train.run import (
+    Run,
+    close_epoch,
+    epoch_record,
+    final_test,
+    record_failure,
+    save_last,
 )
-from classicnets.train.seeding import restore_rng_state, rng_state
-from classicnets.train.setup import RunParts, build_run_parts, final_test, start_run_folder
+from classicnets.train.run_folder import (
+    open_outputs,
+    restart_point,
+    start_run_folder,
+)
+from classicnets.train.seeding import restore_rng_state
+from classicnets.train.setup import RunParts, build_run_parts
 from classicnets.train.state import (
     EpochSums,
     StopFlag,
     TrainState,
     check_finite,
-    checkpoint_dict,
-    write_summary,
+    summary_at,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,7 @@ def fit(
     with distributed_session(config.train) as ctx:
         if resume is None and run_name is None and config.train.run_name:
             mode, found = broadcast_from_main(
-                _restart_point(config, out_root) if ctx.is_main else ("", None), ctx
+                restart_point(config, out_root) if ctx.is_main else ("", None), ctx
             )
             if mode == "complete" and found is not None:
                 log.info("%s is already complete; nothing to do", found)
@@ -90,30 +93,14 @@ def fit(
         return _fit(config, out_root, resume, command, stop_after_steps, run_name, ctx)
 
 
-def _restart_point(config: RunConfig, out_root: Path) -> tuple[str, Path | None]:
-    """For a fixed train.run_name: ("resume", folder) if it holds a checkpoint of this config,
-    ("complete", folder) if that run finished, else ("new", None) after clearing a folder
-    that a start killed before its first checkpoint left behind."""
-    run_dir = out_root / config.train.run_name
-    if not run_dir.exists():
-        return "new", None
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise UserError(f"{run_dir} exists but is not a run folder; choose another run_name")
-    if config_from_dict(read_yaml(saved)) != config:
-        raise UserError(
-            f"{run_dir} holds a run with another config; continue it with "
-            f"'classicnets train --resume {run_dir}' or choose another train.run_name"
-        )
-    summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("status") == "complete":
-        return "complete", run_dir
-    checkpoints = run_dir / "checkpoints"
-    if (checkpoints / "last.pt").exists() or (checkpoints / "previous.pt").exists():
-        log.info("train.run_name=%s: resuming %s", config.train.run_name, run_dir)
-        return "resume", run_dir
-    shutil.rmtree(run_dir)
-    return "new", None
+@dataclass
+class EpochControl:
+    """What may end an epoch early, and where its mid-epoch saves and step lines go."""
+
+    stop: StopFlag
+    stop_after_steps: int | None = None  # like a Ctrl-C after this many steps in total
+    save_last: Callable[[EpochSums], None] = lambda _sums: None
+    steps: StepLog | None = None  # steps.jsonl, on rank 0 of a run with a folder
 
 
 def _fit(
@@ -135,43 +122,31 @@ def _fit(
         assert resume is not None
         run_dir = resume
         if ctx.is_main:
-            save_config(config, run_dir / "config.yaml")
+            save_config(config, run_dir / CONFIG_FILE)
+            write_model_record(run_dir, parts.model.record)
         _restore_rank_rng(checkpoint, ctx)
     else:
         created = (
             start_run_folder(config, parts, out_root, command, run_name) if ctx.is_main else None
         )
         run_dir = _shared_path(broadcast_from_main(created, ctx))
-    metrics = MetricsLog(run_dir, state.history) if ctx.is_main else None
-    writer = tensorboard_writer(config.train, run_dir) if ctx.is_main else None
-    clock = time.perf_counter()
-    base_wall = state.wall_seconds
-    status = "running"
+    outputs = open_outputs(config, parts, state, run_dir) if ctx.is_main else None
+    run = Run(config, parts, state, run_dir, outputs, state.wall_seconds)
     try:
         with StopFlag() as stop:
-            status = _run_epochs(
-                config,
-                parts,
-                state,
-                run_dir,
-                metrics,
-                writer,
-                stop,
-                stop_after_steps,
-                lambda: base_wall + time.perf_counter() - clock,
-            )
-        state.wall_seconds = base_wall + time.perf_counter() - clock
+            status = _run_epochs(run, stop, stop_after_steps)
+        state.wall_seconds = run.wall_seconds()
         barrier(ctx)  # rank 0 has written best.pt, which every rank reads for the test
-        test = final_test(config, parts, run_dir) if status == "complete" else None
-        if ctx.is_main:
-            write_summary(config, parts, state, run_dir, status, test)
+        test = final_test(run) if status == "complete" else None
+        if outputs is not None:
+            write_summary(run_dir, summary_at(outputs.summary, state, status, test))
     except BaseException as error:
-        if ctx.is_main:
-            _record_failure(config, parts, state, run_dir, error)
+        if outputs is not None:
+            record_failure(run_dir, outputs, state, error)
         raise
     finally:
-        if writer is not None:
-            writer.close()
+        if outputs is not None:
+            outputs.close()
     return run_dir
 
 
@@ -190,88 +165,30 @@ def _shared_path(path: Path | None) -> Path:
     return path
 
 
-def _record_failure(
-    config: RunConfig, parts: RunParts, state: TrainState, run_dir: Path, error: BaseException
-) -> None:
-    """Mark summary.json interrupted (Ctrl-C twice) or failed; never mask the error itself."""
-    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-    try:
-        write_summary(config, parts, state, run_dir, status, None)
-    except (UserError, OSError):  # e.g. the disk that stopped the run is still full
-        log.debug("could not mark %s as %s", run_dir, status)
-
-
-def _run_epochs(
-    config: RunConfig,
-    parts: RunParts,
-    state: TrainState,
-    run_dir: Path,
-    metrics: MetricsLog | None,
-    writer: Any,
-    stop: StopFlag,
-    stop_after_steps: int | None,
-    wall_seconds: Callable[[], float],
-) -> str:
+def _run_epochs(run: Run, stop: StopFlag, stop_after_steps: int | None) -> str:
     """Train until the planned epochs, early stopping, Ctrl-C or `stop_after_steps`.
 
-    Every rank runs this; `metrics` (and the writes) exist on rank 0 only.
+    Every rank runs this; `run.outputs` (and the writes) exist on rank 0 only.
     """
-    cfg, ctx = config.train, parts.dist
-
-    def save_last(mid_epoch: EpochSums | None) -> None:
-        state.wall_seconds = wall_seconds()
-        state.partial = mid_epoch.reduced(ctx)[0].state() if mid_epoch is not None else {}
-        rank_rng = gather_to_main(rng_state(), ctx)  # each rank's dropout stream
-        if ctx.is_main:
-            checkpoint = checkpoint_dict(config, parts, state)
-            if ctx.is_distributed:
-                checkpoint["rank_rng"] = rank_rng
-            save_checkpoint(checkpoint, run_dir / "checkpoints/last.pt", keep_previous=True)
-
-    if ctx.is_main:
-        write_summary(config, parts, state, run_dir, "running", None)
+    cfg, parts, state = run.config.train, run.parts, run.state
+    steps = run.outputs.steps if run.outputs is not None else None
+    control = EpochControl(stop, stop_after_steps, functools.partial(save_last, run), steps)
+    if run.outputs is not None:
+        write_summary(run.run_dir, summary_at(run.outputs.summary, state, "running", None))
     for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
-        sums = EpochSums.start(
-            current_lr(parts.optimizer), parts.precision.device, state.partial, ctx.is_main
-        )
-        finished = train_one_epoch(
-            parts, cfg, epoch, state, sums, stop, stop_after_steps, save_last
-        )
-        if not finished:
-            save_last(sums)
+        optimizer, device = parts.optimization.optimizer, parts.precision.device
+        sums = EpochSums.start(current_lr(optimizer), device, state.partial, parts.dist.is_main)
+        if not train_one_epoch(parts, cfg, epoch, state, sums, control):
+            save_last(run, sums)
             log.info(
                 "stopped in epoch %d after %d batches; resume with: classicnets train --resume %s",
                 epoch,
                 state.batches_done,
-                run_dir,
+                run.run_dir,
             )
             return "interrupted"
-        record = _end_epoch(parts, epoch, sums.reduced(ctx)[0])
-        is_best = (
-            record.val_top1 is None
-            or state.best_top1 is None
-            or (record.val_top1 > state.best_top1)
-        )
-        state.epochs_done, state.batches_done, state.partial = epoch, 0, {}
-        state.history.append(record.to_dict())
-        state.train_seconds += sums.seconds
-        if is_best:
-            state.best_top1, state.best_epoch, state.stale_epochs = record.val_top1, epoch, 0
-        else:
-            state.stale_epochs += 1
-        if parts.schedule.plateau is not None and record.val_top1 is not None:
-            parts.schedule.plateau.step(record.val_top1)
-        save_last(None)
-        if metrics is not None:  # rank 0
-            if is_best:
-                save_checkpoint(
-                    checkpoint_dict(config, parts, state, weights_only=True),
-                    run_dir / "checkpoints/best.pt",
-                )
-            metrics.append(record)
-            log.info(record.summary_line())
-        if writer is not None:
-            log_tensorboard(writer, record)
+        record = epoch_record(parts, epoch, sums.reduced(parts.dist)[0])
+        close_epoch(run, record, sums.seconds)
         if cfg.early_stop_patience and state.stale_epochs >= cfg.early_stop_patience:
             log.info("early stop: no val top-1 gain for %d epochs", state.stale_epochs)
             break
@@ -284,133 +201,127 @@ def train_one_epoch(
     epoch: int,
     state: TrainState,
     sums: EpochSums,
-    stop: StopFlag,
-    stop_after_steps: int | None,
-    save_last: Callable[[EpochSums], None],
+    control: EpochControl,
 ) -> bool:
     """One pass over the training loader from `state.batches_done`; False if stopped early.
 
     Under torchrun each rank feeds its slice of the global batch, and a Ctrl-C is agreed on at
     the next log step, so that every rank stops after the same step.
     """
-    model, optimizer, precision, ctx = parts.model, parts.optimizer, parts.precision, parts.dist
+    model, precision, loader = parts.model.wrapped, parts.precision, parts.data.train_loader
+    optimizer, schedule = parts.optimization.optimizer, parts.optimization.schedule
+    scaler = parts.optimization.scaler
     model.train()
-    loader = parts.train_loader
-    bar = tqdm(
-        total=len(loader),
-        initial=state.batches_done,
-        desc=f"epoch {epoch}",
-        disable=None if cfg.progress and ctx.is_main else True,
-        leave=False,
-        dynamic_ncols=True,
-    )
-    # Without a terminal (nohup, a batch job) tqdm draws nothing: print a line every tenth
-    # of the epoch instead, so a log shows progress long before the epoch ends. Every rank
-    # takes part in these steps (the running sums are reduced over ranks); rank 0 prints.
-    text_every = max(1, len(loader) // 10) if cfg.progress else 0
-    print_text = ctx.is_main and bool(bar.disable)
-    started = time.perf_counter()
-    agreed_stop = False
+    progress = _epoch_progress(parts, cfg, epoch, state, sums)
     for x, y in loader.epoch(epoch, start_batch=state.batches_done):
         if precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            precision.device.type,
-            dtype=precision.amp_dtype or torch.float32,
-            enabled=precision.amp_dtype is not None,
-        ):
+        with _autocast(precision):
             output = model(x)
             loss = classification_loss(output, y, cfg.label_smoothing)
-        step_loss = loss
-        if ctx.is_distributed:
-            count = global_batch_count(cfg.batch_size, loader.num_samples, state.batches_done)
-            step_loss = rank_loss(loss, y.shape[0], count, ctx.world_size)
-        parts.scaler.scale(step_loss).backward()  # type: ignore[no-untyped-call]
+        scaler.scale(_rank_share(loss, y, parts, cfg, state)).backward()  # type: ignore[no-untyped-call]
         if cfg.grad_clip > 0:
-            parts.scaler.unscale_(optimizer)
+            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        parts.scaler.step(optimizer)
-        parts.scaler.update()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        if parts.schedule.per_step is not None:
-            parts.schedule.per_step.step()
-        if y.shape[0]:  # a rank's slice of a short last batch can be empty
-            sums.loss.add(loss.detach().float() * y.shape[0], y.shape[0])
-            sums.correct.add(topk_correct(main_logits(output).detach(), y, ks=(1,))[0], y.shape[0])
+        if schedule.per_step is not None:
+            schedule.per_step.step()
+        sums.add(loss, main_logits(output), y)
         state.batches_done += 1
         state.global_step += 1
-        bar.update(1)
-        show_text = bool(text_every) and state.batches_done % text_every == 0
-        if (
-            state.batches_done % cfg.log_every_steps == 0
-            or state.batches_done == len(loader)
-            or show_text
-        ):
-            sums.seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            agreed_stop = _show_progress(bar, sums, optimizer, epoch, state, ctx, stop.requested)
-            if show_text and print_text and state.batches_done < len(loader):
-                log.info(f"epoch {epoch} step {state.batches_done}/{len(loader)} | {bar.postfix}")
-        if (agreed_stop if ctx.is_distributed else stop.requested) or (
-            stop_after_steps is not None and state.global_step >= stop_after_steps
-        ):
-            sums.seconds += time.perf_counter() - started
-            bar.close()
+        if not _after_step(parts, cfg, state, sums, control, progress):
             return False
-        if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
-            sums.seconds += time.perf_counter() - started
-            save_last(sums)
-            started = time.perf_counter()
-    bar.close()
+    progress.close()
+    return True
+
+
+def _epoch_progress(
+    parts: RunParts, cfg: TrainConfig, epoch: int, state: TrainState, sums: EpochSums
+) -> Progress:
+    return Progress(
+        epoch,
+        len(parts.data.train_loader),
+        state.batches_done,
+        parts.precision.device,
+        enabled=cfg.progress,
+        is_main=parts.dist.is_main,
+        logged_loss=(sums.loss.state()["total"], sums.loss.count),
+    )
+
+
+def _autocast(precision: Precision) -> torch.autocast:
+    dtype = precision.amp_dtype
+    return torch.autocast(
+        precision.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+    )
+
+
+def _rank_share(
+    loss: torch.Tensor, y: torch.Tensor, parts: RunParts, cfg: TrainConfig, state: TrainState
+) -> torch.Tensor:
+    """The loss to back-propagate: this rank's share of the global batch's mean loss."""
+    ctx = parts.dist
+    if not ctx.is_distributed:
+        return loss
+    count = global_batch_count(
+        cfg.batch_size, parts.data.train_loader.num_samples, state.batches_done
+    )
+    return rank_loss(loss, y.shape[0], count, ctx.world_size)
+
+
+def _after_step(
+    parts: RunParts,
+    cfg: TrainConfig,
+    state: TrainState,
+    sums: EpochSums,
+    control: EpochControl,
+    progress: Progress,
+) -> bool:
+    """Show progress, log a step line and save mid-epoch as due; False to stop here."""
+    done, total = state.batches_done, progress.total
+    is_text_step = progress.advance(done)
+    is_log_step = done % cfg.log_every_steps == 0 or done == total
+    agreed_stop = False
+    if is_log_step or is_text_step:
+        sums.seconds += progress.lap()
+        agreed_stop = _show_progress(parts, state, sums, control, progress, is_log_step)
+        progress.show_text(done, is_text_step)
+    distributed = parts.dist.is_distributed
+    if (agreed_stop if distributed else control.stop.requested) or (
+        control.stop_after_steps is not None and state.global_step >= control.stop_after_steps
+    ):
+        sums.seconds += progress.lap()
+        progress.close()
+        return False
+    if cfg.checkpoint_every_steps and state.global_step % cfg.checkpoint_every_steps == 0:
+        sums.seconds += progress.lap()
+        control.save_last(sums)
+        progress.restart()
     return True
 
 
 def _show_progress(
-    bar: Any,
-    sums: EpochSums,
-    optimizer: torch.optim.Optimizer,
-    epoch: int,
+    parts: RunParts,
     state: TrainState,
-    ctx: DistContext,
-    stop_requested: bool,
+    sums: EpochSums,
+    control: EpochControl,
+    progress: Progress,
+    is_log_step: bool,
 ) -> bool:
-    """Check and show the running loss over all ranks; True if any rank asked to stop."""
-    total, any_stop = sums.reduced(ctx, stop_requested)
-    check_finite(total, epoch, state)
-    shown = {  # a dict keeps this order; tqdm sorts keyword arguments
-        "loss": f"{total.loss.value():.3f}",
-        "top1": f"{100 * total.correct.value():.1f}",
-        "lr": f"{current_lr(optimizer):.2g}",
-        "img_s": f"{total.loss.count / max(total.seconds, 1e-9):.0f}",
-    }
-    bar.set_postfix(shown)
+    """Check and show the running loss over all ranks, and write its step line at a log step;
+    True if any rank asked to stop."""
+    total, any_stop = sums.reduced(parts.dist, control.stop.requested)
+    check_finite(total, progress.epoch, state)
+    lr = current_lr(parts.optimization.optimizer)
+    loss = total.loss.state()  # one read of the device's sums
+    mean_loss = loss["total"] / max(loss["count"], 1)
+    progress.set_values(mean_loss, total.correct.value(), lr, loss["count"], total.seconds)
+    if is_log_step and control.steps is not None:
+        interval_loss = progress.interval_loss(loss["total"], loss["count"])
+        control.steps.append(StepRecord(state.global_step, progress.epoch, lr, interval_loss))
     return any_stop
 
 
-def _end_epoch(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
-    """The epoch's record from its (all-rank) sums and a validation pass; under torchrun each
-    rank scores its shard of the val split and every rank gets the merged result."""
-    from classicnets.evaluate.loop import evaluate, merge_results
-
-    val = None
-    if parts.val_loader is not None:
-        sync_buffers(parts.raw_model, parts.dist)
-        val = evaluate(
-            parts.eval_model, parts.val_loader.epoch(0), parts.precision, len(parts.info.classes)
-        )
-        if parts.dist.is_distributed:
-            val = merge_results(gather_all(val, parts.dist))
-    return EpochRecord(
-        epoch=epoch,
-        lr=sums.lr,
-        train_loss=sums.loss.value(),
-        train_top1=100.0 * sums.correct.value(),
-        val_loss=val.loss if val else None,
-        val_top1=val.top1 if val else None,
-        val_top5=val.top5 if val else None,
-        epoch_seconds=sums.seconds,
-        images_per_second=sums.loss.count / max(sums.seconds, 1e-9),
-    )
-
-
-__all__ = ["fit", "train_one_epoch"]
+__all__ = ["EpochControl", "fit", "train_one_epoch"]

@@ -1,30 +1,34 @@
-"""The run folder: everything needed to rebuild a run (config, environment, metrics, summary).
-
-Layout (also documented in docs/run-folder.md): config.yaml, env.json, metrics.jsonl,
-metrics.csv, checkpoints/{last,previous,best}.pt, summary.json, eval/<split>[-<tta>]/.
+"""The run folder of a training run: creating it, restarting in it, and what rank 0 writes
+there while training (through classicnets.run_record; docs/run-folder.md has the layout).
 """
 
-import csv
-import io
-import json
+import logging
 import os
-import platform
-import socket
-import subprocess
-import sys
-import time
+import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-import classicnets
-from classicnets.atomic import atomic_write_text
-from classicnets.config import RunConfig, TrainConfig, config_from_dict, read_yaml
+from classicnets.config import RunConfig, TrainConfig, config_from_dict, read_yaml, save_config
 from classicnets.errors import UserError
-from classicnets.evaluate.metrics import EpochRecord
+from classicnets.run_record import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EpochLog,
+    EpochRecord,
+    StepLog,
+    Summary,
+    collect_environment,
+    read_summary,
+    write_environment,
+    write_model_record,
+)
+from classicnets.train.setup import RunParts
+from classicnets.train.state import TrainState
+
+log = logging.getLogger(__name__)
 
 
 def create_run_dir(
@@ -67,109 +71,6 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), for env.json and the benchmarks."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def environment(device: torch.device, precision: str, command: Sequence[str]) -> dict[str, Any]:
-    """Versions, device, precision (fp32, bf16 or fp16) and code revision, saved as env.json."""
-    import torchvision
-
-    commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {
-        "command": list(command),
-        "git_commit": commit,
-        "git_dirty": bool(status) if status is not None else None,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda,
-        "device": str(device),
-        "device_name": device_name,
-        "precision": precision,
-        "cpu_threads": torch.get_num_threads(),
-        "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-        "malloc": classicnets.MALLOC,
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "started": datetime.now().isoformat(timespec="seconds"),
-    }
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
-class MetricsLog:
-    """metrics.jsonl (one line per epoch, appended) and metrics.csv (rewritten) in a run."""
-
-    def __init__(self, run_dir: Path, history: Sequence[dict[str, Any]] = ()) -> None:
-        self.jsonl = run_dir / "metrics.jsonl"
-        self.csv = run_dir / "metrics.csv"
-        self.rows: list[dict[str, Any]] = list(history)
-        # On resume the checkpoint's history is the truth: rewrite both files from it, which
-        # also drops a line written after the checkpoint or truncated by a kill.
-        atomic_write_text(self.jsonl, "".join(json.dumps(row) + "\n" for row in self.rows))
-        self._write_csv()
-
-    def append(self, record: EpochRecord) -> None:
-        row = record.to_dict()
-        self.rows.append(row)
-        try:
-            with self.jsonl.open("a") as file:
-                file.write(json.dumps(row) + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-        except OSError as error:
-            raise UserError(f"cannot write {self.jsonl}: {error.strerror}") from None
-        self._write_csv()
-
-    def _write_csv(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EpochRecord.field_names())
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.csv, buffer.getvalue())
-
-
-class Stopwatch:
-    """Wall-clock seconds that first wait for queued GPU work, so timings are honest."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.start = self.now()
-
-    def now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()
-        return time.perf_counter()
-
-    def elapsed(self) -> float:
-        return self.now() - self.start
-
-
 def tensorboard_writer(cfg: TrainConfig, run_dir: Path) -> Any:
     """A SummaryWriter on run_dir/tensorboard when train.tensorboard is on, else None."""
     if not cfg.tensorboard:
@@ -191,7 +92,91 @@ def log_tensorboard(writer: Any, record: EpochRecord) -> None:
 
 def load_run_config(run_dir: Path) -> RunConfig:
     """The resolved config saved in a run folder."""
-    path = run_dir / "config.yaml"
+    path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no config.yaml)")
     return config_from_dict(read_yaml(path))
+
+
+def start_run_folder(
+    config: RunConfig,
+    parts: RunParts,
+    out_root: Path,
+    command: Sequence[str],
+    run_name: str | None = None,
+) -> Path:
+    """A new run folder holding config.yaml, env.json and model.json."""
+    run_dir = create_run_dir(out_root, config.model.name, config.data.name, run_name)
+    save_config(config, run_dir / CONFIG_FILE)
+    precision = parts.precision
+    write_environment(run_dir, collect_environment(precision.device, precision.name, command))
+    write_model_record(run_dir, parts.model.record)
+    log.info("run folder: %s", run_dir)
+    return run_dir
+
+
+def restart_point(config: RunConfig, out_root: Path) -> tuple[str, Path | None]:
+    """For a fixed train.run_name: ("resume", folder) if it holds a checkpoint of this config,
+    ("complete", folder) if that run finished, else ("new", None) after clearing a folder
+    that a start killed before its first checkpoint left behind."""
+    run_dir = out_root / config.train.run_name
+    if not run_dir.exists():
+        return "new", None
+    saved = run_dir / CONFIG_FILE
+    if not saved.is_file():
+        raise UserError(f"{run_dir} exists but is not a run folder; choose another run_name")
+    if config_from_dict(read_yaml(saved)) != config:
+        raise UserError(
+            f"{run_dir} holds a run with another config; continue it with "
+            f"'classicnets train --resume {run_dir}' or choose another train.run_name"
+        )
+    summary = read_summary(run_dir, [])
+    if summary is not None and summary.status == "complete":
+        return "complete", run_dir
+    checkpoints = run_dir / CHECKPOINTS_DIR
+    if (checkpoints / "last.pt").exists() or (checkpoints / "previous.pt").exists():
+        log.info("train.run_name=%s: resuming %s", config.train.run_name, run_dir)
+        return "resume", run_dir
+    shutil.rmtree(run_dir)
+    return "new", None
+
+
+@dataclass
+class RunOutputs:
+    """What rank 0 writes while training: metrics.jsonl/csv, steps.jsonl, summary.json's
+    fixed part, and TensorBoard's event files when train.tensorboard is on."""
+
+    epochs: EpochLog
+    steps: StepLog
+    summary: Summary
+    tensorboard: Any
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def open_outputs(
+    config: RunConfig, parts: RunParts, state: TrainState, run_dir: Path
+) -> RunOutputs:
+    """The run's outputs, rewritten from `state` (the checkpoint's truth on a resume)."""
+    info = parts.info
+    summary = Summary(
+        status="running",
+        model=config.model.name,
+        dataset=config.data.name,
+        num_classes=len(info.classes),
+        classes=list(info.classes),
+        params=parts.model.record.params,
+        macs=parts.model.record.macs,
+        input_size=[3, info.image_size, info.image_size],
+        epochs=state.epochs_done,
+        epochs_planned=config.train.epochs,
+        seed=config.train.seed,
+    )
+    return RunOutputs(
+        EpochLog(run_dir, [EpochRecord(**row) for row in state.history]),
+        StepLog(run_dir, state.global_step),
+        summary,
+        tensorboard_writer(config.train, run_dir),
+    )

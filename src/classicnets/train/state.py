@@ -5,18 +5,16 @@ summary.json. The loop itself is in train/loop.py."""
 import logging
 import math
 import signal
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from types import FrameType
 from typing import Any
 
 import torch
 
-from classicnets.config import RunConfig, config_to_dict
 from classicnets.errors import UserError
-from classicnets.evaluate.metrics import RunningMean
+from classicnets.evaluate.metrics import RunningMean, topk_correct
+from classicnets.run_record import EvalMetrics, Summary
 from classicnets.train.distributed import DistContext, sum_across
-from classicnets.train.run_folder import write_json
 from classicnets.train.seeding import rng_state
 from classicnets.train.setup import RunParts
 
@@ -92,6 +90,13 @@ class EpochSums:
                 sums.correct.load(partial["correct"])
         return sums
 
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add one step's mean loss and top-1 hits, kept on the device."""
+        count = targets.shape[0]
+        if count:  # a rank's slice of a short last batch can be empty
+            self.loss.add(loss.detach().float() * count, count)
+            self.correct.add(topk_correct(logits.detach(), targets, ks=(1,))[0], count)
+
     def state(self) -> dict[str, Any]:
         return {
             "lr": self.lr,
@@ -126,62 +131,42 @@ def check_finite(sums: EpochSums, epoch: int, state: TrainState) -> None:
 
 
 def checkpoint_dict(
-    config: RunConfig, parts: RunParts, state: TrainState, weights_only: bool = False
+    config: dict[str, Any], parts: RunParts, state: TrainState, weights_only: bool = False
 ) -> dict[str, Any]:
     """Everything a resume needs; best.pt keeps only the weights and what describes them."""
+    info = parts.info
     checkpoint: dict[str, Any] = {
-        "model": parts.raw_model.state_dict(),
-        "config": config_to_dict(config),
-        "classes": list(parts.info.classes),
-        "mean": list(parts.info.mean),
-        "std": list(parts.info.std),
-        "image_size": parts.info.image_size,
+        "model": parts.model.module.state_dict(),
+        "config": config,
+        "classes": list(info.classes),
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "image_size": info.image_size,
         "epoch": state.epochs_done,
         "best_top1": state.best_top1,
     }
     if not weights_only:
         checkpoint.update(
-            optimizer=parts.optimizer.state_dict(),
-            schedule=parts.schedule.state_dict(),
-            scaler=parts.scaler.state_dict(),
-            train_state=asdict(state),
-            rng=rng_state(),
+            **parts.optimization.state_dict(), train_state=asdict(state), rng=rng_state()
         )
     return checkpoint
 
 
-def write_summary(
-    config: RunConfig,
-    parts: RunParts,
-    state: TrainState,
-    run_dir: Path,
-    status: str,
-    test: dict[str, Any] | None,
-) -> None:
+def summary_at(start: Summary, state: TrainState, status: str, test: EvalMetrics | None) -> Summary:
+    """summary.json for `state`: `start` (what the run is) with its progress filled in."""
     last = state.history[-1] if state.history else {}
     seconds = state.train_seconds
     images = sum(row["images_per_second"] * row["epoch_seconds"] for row in state.history)
-    write_json(
-        run_dir / "summary.json",
-        {
-            "status": status,
-            "model": config.model.name,
-            "dataset": config.data.name,
-            "num_classes": len(parts.info.classes),
-            "classes": list(parts.info.classes),
-            "params": parts.params,
-            "macs": parts.macs,
-            "input_size": [3, parts.info.image_size, parts.info.image_size],
-            "epochs": state.epochs_done,
-            "epochs_planned": config.train.epochs,
-            "best_top1": state.best_top1,
-            "best_epoch": state.best_epoch,
-            "last_top1": last.get("val_top1"),
-            "test_top1": test["top1"] if test else None,
-            "test_top5": test["top5"] if test else None,
-            "test_loss": test["loss"] if test else None,
-            "wall_seconds": round(state.wall_seconds, 2),
-            "seed": config.train.seed,
-            "images_per_second": images / seconds if seconds > 0 else None,
-        },
+    return replace(
+        start,
+        status=status,
+        epochs=state.epochs_done,
+        best_top1=state.best_top1,
+        best_epoch=state.best_epoch,
+        last_top1=last.get("val_top1"),
+        test_top1=test.top1 if test else None,
+        test_top5=test.top5 if test else None,
+        test_loss=test.loss if test else None,
+        wall_seconds=round(state.wall_seconds, 2),
+        images_per_second=images / seconds if seconds > 0 else None,
     )

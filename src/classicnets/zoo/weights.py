@@ -24,8 +24,8 @@ from torch import nn
 
 from classicnets.errors import UserError
 from classicnets.models import build_model
+from classicnets.models.build import load_state_strict
 from classicnets.models.googlenet import GoogLeNet
-from classicnets.train.setup import load_state_strict
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,142 @@
+"""A training run in progress (Run), and what happens at an epoch's end and the run's end:
+validation, the epoch record, checkpoints, summary.json and the test of the best weights."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classicnets.config import RunConfig, config_to_dict
+from classicnets.errors import UserError
+from classicnets.evaluate.loop import evaluate, merge_results
+from classicnets.evaluate.split import evaluate_split, write_split_result
+from classicnets.run_record import EpochRecord, EvalMetrics, write_summary
+from classicnets.train.checkpoint import load_checkpoint, save_checkpoint
+from classicnets.train.distributed import gather_all, gather_to_main, sync_buffers
+from classicnets.train.run_folder import RunOutputs, log_tensorboard
+from classicnets.train.seeding import rng_state
+from classicnets.train.setup import RunParts
+from classicnets.train.state import EpochSums, TrainState, checkpoint_dict, summary_at
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """One fit() call's training: what its epochs and checkpoints act on."""
+
+    config: RunConfig
+    parts: RunParts
+    state: TrainState
+    run_dir: Path
+    outputs: RunOutputs | None  # rank 0 only: the files written while training
+    earlier_seconds: float = 0.0  # wall time of the sessions before a resume
+    started: float = field(default_factory=time.perf_counter)
+
+    def wall_seconds(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+
+def record_failure(
+    run_dir: Path, outputs: RunOutputs, state: TrainState, error: BaseException
+) -> None:
+    """Mark summary.json interrupted (Ctrl-C twice) or failed; never mask the error itself."""
+    status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    try:
+        write_summary(run_dir, summary_at(outputs.summary, state, status, None))
+    except (UserError, OSError):  # e.g. the disk that stopped the run is still full
+        log.debug("could not mark %s as %s", run_dir, status)
+
+
+def save_last(run: Run, mid_epoch: EpochSums | None) -> None:
+    """checkpoints/last.pt (the old one kept as previous.pt), mid-epoch with its sums."""
+    ctx, state = run.parts.dist, run.state
+    state.wall_seconds = run.wall_seconds()
+    state.partial = mid_epoch.reduced(ctx)[0].state() if mid_epoch is not None else {}
+    rank_rng = gather_to_main(rng_state(), ctx)  # each rank's dropout stream
+    if ctx.is_main:
+        checkpoint = checkpoint_dict(config_to_dict(run.config), run.parts, state)
+        if ctx.is_distributed:
+            checkpoint["rank_rng"] = rank_rng
+        save_checkpoint(checkpoint, run.run_dir / "checkpoints/last.pt", keep_previous=True)
+
+
+def close_epoch(run: Run, record: EpochRecord, train_seconds: float) -> None:
+    """Book a finished epoch: progress, the plateau schedule, checkpoints and metrics."""
+    state, parts = run.state, run.parts
+    is_best = (
+        record.val_top1 is None or state.best_top1 is None or record.val_top1 > state.best_top1
+    )
+    state.epochs_done, state.batches_done, state.partial = record.epoch, 0, {}
+    state.history.append(record.to_dict())
+    state.train_seconds += train_seconds
+    if is_best:
+        state.best_top1, state.best_epoch, state.stale_epochs = record.val_top1, record.epoch, 0
+    else:
+        state.stale_epochs += 1
+    plateau = parts.optimization.schedule.plateau
+    if plateau is not None and record.val_top1 is not None:
+        plateau.step(record.val_top1)
+    save_last(run, None)
+    if run.outputs is not None:  # rank 0
+        if is_best:
+            best = checkpoint_dict(config_to_dict(run.config), parts, state, weights_only=True)
+            save_checkpoint(best, run.run_dir / "checkpoints/best.pt")
+        run.outputs.epochs.append(record)
+        log.info(record.summary_line())
+        if run.outputs.tensorboard is not None:
+            log_tensorboard(run.outputs.tensorboard, record)
+
+
+def epoch_record(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
+    """The epoch's record from its (all-rank) sums and a validation pass; under torchrun each
+    rank scores its shard of the val split and every rank gets the merged result."""
+    val = None
+    if parts.data.val_loader is not None:
+        sync_buffers(parts.model.module, parts.dist)
+        val = evaluate(
+            parts.model.for_eval(parts.dist),
+            parts.data.val_loader.epoch(0),
+            parts.precision,
+            len(parts.info.classes),
+        )
+        if parts.dist.is_distributed:
+            val = merge_results(gather_all(val, parts.dist))
+    return EpochRecord(
+        epoch=epoch,
+        lr=sums.lr,
+        train_loss=sums.loss.value(),
+        train_top1=100.0 * sums.correct.value(),
+        val_loss=val.loss if val else None,
+        val_top1=val.top1 if val else None,
+        val_top5=val.top5 if val else None,
+        epoch_seconds=sums.seconds,
+        images_per_second=sums.loss.count / max(sums.seconds, 1e-9),
+    )
+
+
+def final_test(run: Run) -> EvalMetrics | None:
+    """Score the best checkpoint (by val top-1) on the test split into eval/test[-tta]/.
+
+    Every rank of a data-parallel run scores its shard; rank 0 writes (and returns) the result.
+    """
+    parts, cfg = run.parts, run.config.train
+    best = run.run_dir / "checkpoints" / "best.pt"
+    if best.is_file():
+        parts.model.module.load_state_dict(load_checkpoint(best)["model"])
+    result = evaluate_split(
+        parts.model.module,
+        parts.data.splits,
+        "test",
+        cfg.tta,
+        run.config.data,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        precision=parts.precision,
+        shard=parts.dist.shard,
+    )
+    results = gather_to_main(result, parts.dist)
+    if results is None:
+        return None
+    merged = merge_results(results) if len(results) > 1 else result
+    return write_split_result(merged, run.run_dir, parts.data.splits, "test", cfg.tta)
