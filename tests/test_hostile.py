@@ -210,7 +210,7 @@ def test_a_real_fault_mid_run_is_one_line_and_keeps_last_pt(
     fault: object,
 ) -> None:
     """Just before the fourth checkpoint save the disk really is full (or read-only)."""
-    from classicnets.train import loop as loop_module
+    from classicnets.train import run as loop_module  # where the loop saves checkpoints
 
     real_save, calls = loop_module.save_checkpoint, [0]
 
