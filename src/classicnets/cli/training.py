@@ -178,7 +178,7 @@ def _train_and_report(config: RunConfig, out: Path, resume: Path | None) -> int:
             f"(resume with: classicnets train --resume {run_dir})"
         )
     print(f"report: {report}")
-    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_COMPLETE
+    return EXIT_INTERRUPTED if summary.status == "interrupted" else EXIT_COMPLETE
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
