@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/records_report.py [--records benchmarks/records.csv]
 
 Writes, between the `<!-- records:begin -->` and `<!-- records:end -->` lines of
-benchmarks/RESULTS.md, a table per recipe (seeds, mean ± sample std of test top-1 and top-5,
-training PFLOP, wall time) followed by every recorded run; and one PNG per recipe,
-benchmarks/records/curves-<recipe>.png, with every recorded seed's training top-1 per epoch
-(and val top-1, dashed, where the run had a val split). Test accuracy is never drawn per
-epoch: the test split is scored once, at the end of a run.
+benchmarks/RESULTS.md, one line per recipe, epochs and precision (seeds, mean ± sample std of
+test top-1 and top-5, training PFLOP, mean wall seconds) followed by every recorded run; and
+one PNG per recipe, benchmarks/records/curves-<recipe>.png, with every recorded seed's
+training top-1 per epoch (and val top-1, dashed, where the run had a val split). Test accuracy
+is never drawn per epoch: the test split is scored once, at the end of a run.
 """
 
 from __future__ import annotations
@@ -44,23 +44,27 @@ def _cell(text: str) -> str:
 
 
 def records_table(rows: Sequence[dict[str, str]]) -> str:
-    """The Markdown summary per recipe, then every row."""
-    recipes = sorted({row["recipe"] for row in rows})
+    """The Markdown summary per recipe, epochs and precision (runs that differ in those are
+    different measurements), then every row."""
+    groups = sorted({(row["recipe"], int(row["epochs"]), row["precision"]) for row in rows})
     lines = [
-        "| recipe | seeds | epochs | test top-1 % | test top-5 % | PFLOP | wall s (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | epochs | precision | seeds | test top-1 % | test top-5 % | PFLOP | wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for recipe in recipes:
-        mine = [row for row in rows if row["recipe"] == recipe]
+    for recipe, epochs, precision in groups:
+        mine = [
+            row
+            for row in rows
+            if (row["recipe"], int(row["epochs"]), row["precision"]) == (recipe, epochs, precision)
+        ]
         seeds = ", ".join(row["seed"] for row in mine)
-        epochs = ", ".join(sorted({row["epochs"] for row in mine}))
         top1 = mean_std([float(row["test_top1"]) for row in mine])
         top5 = mean_std([float(row["test_top5"]) for row in mine])
         pflop = statistics.mean(float(row["pflop"]) for row in mine)
         wall = statistics.mean(float(row["wall_seconds"]) for row in mine)
         lines.append(
-            f"| `{_cell(recipe)}` | {seeds} | {epochs} | {top1} | {top5} | {pflop:.3f} | "
-            f"{wall:,.0f} |"
+            f"| `{_cell(recipe)}` | {epochs} | {_cell(precision)} | {seeds} | {top1} | {top5} | "
+            f"{pflop:.3f} | {wall:,.0f} |"
         )
     lines += ["", "| " + " | ".join(COLUMNS_SHOWN) + " |", "|" + "---|" * len(COLUMNS_SHOWN)]
     for row in rows:

@@ -133,7 +133,7 @@ def test_report_redraws_table_and_curves_from_records_alone(
     top1 = [float(row["test_top1"]) for row in rows]
     expected = f"{statistics.mean(top1):.2f} ± {statistics.stdev(top1):.2f}"
     summary_line = next(line for line in text.splitlines() if line.startswith("| `smoke`"))
-    assert "| 0, 1 |" in summary_line and expected in summary_line
+    assert "| 2 | fp32 | 0, 1 |" in summary_line and expected in summary_line
     assert (tmp_path / "records" / "curves-smoke.png").stat().st_size > 1000
 
 
