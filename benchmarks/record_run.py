@@ -2,7 +2,9 @@
 
     .venv/bin/python benchmarks/record_run.py RUN_FOLDER [RUN_FOLDER ...] [--recipe NAME]
 
-A row is written only for a complete run with a test score, and never twice for the same run
+A row is written only for a complete run with a test score that trained on the whole training
+split (no val carve, no limit: the final-number protocol of docs/experiments.md; tuning runs
+are refused), and never twice for the same run
 (same recipe, seed, start time and commit): a second attempt is a one-line error (exit code 2)
 and the file is left as it was. The run's per-epoch training curve (epoch, lr, train loss and
 top-1, val top-1 where the run had a val split, seconds) goes to
@@ -102,14 +104,16 @@ def cpu_of(env: dict[str, Any]) -> str:
     """env.json's device name and thread count; on the machine that ran it (same CPU model
     name), also /proc/cpuinfo's model number and its bf16 flags, which env.json lacks."""
     name = str(env.get("device_name") or "unknown")
-    text = f"{name}, {env.get('cpu_threads', '?')} threads"
+    threads = env.get("cpu_threads", "?")
+    threads_text = f"{threads} thread" + ("" if threads == 1 else "s")
+    text = f"{name}, {threads_text}"
     if str(env.get("device", "cpu")) != "cpu":
         return text
     info = _cpuinfo()
     if info.get("model name") == name:
         flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
         detail = f"model {info.get('model', '?')}" + (f", {' '.join(flags)}" if flags else "")
-        text = f"{name} ({detail}), {env.get('cpu_threads', '?')} threads"
+        text = f"{name} ({detail}), {threads_text}"
     return text
 
 
@@ -136,6 +140,12 @@ def record_row(run: RunFolder, recipe: str | None = None) -> dict[str, str]:
         raise UserError(f"{run.path} has no test score in summary.json; nothing to record")
     if not env or not config or not run.epochs:
         raise UserError(f"{run.path} lacks env.json, config.yaml or metrics.jsonl")
+    data = config.get("data", {})
+    if data.get("val_fraction") or data.get("limit") or data.get("limit_per_class"):
+        raise UserError(
+            f"{run.path} trained on part of the training split (a val carve or a limit): a "
+            "tuning run; records hold final runs on all training images (docs/experiments.md)"
+        )
     command = [str(word) for word in env.get("command", [])]
     name = recipe or recipe_of(command)
     if not name:

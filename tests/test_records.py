@@ -42,7 +42,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("runs")
     folders = []
     for seed in (0, 1):
-        overrides = [f"train.seed={seed}", "train.epochs=2"]
+        overrides = [f"train.seed={seed}", "train.epochs=2", "data.val_fraction=0"]
         command = ["classicnets", "train", "--preset", "smoke"]
         command += [word for o in overrides for word in ("--set", o)]
         folders.append(fit(load_config("smoke", overrides), out, command=command))
@@ -61,10 +61,10 @@ def test_row_holds_the_runs_own_values(record_run: ModuleType, runs: list[Path])
     assert row["precision"] == "fp32"
     assert row["date"] == env["started"] and row["commit"].startswith(str(env["git_commit"]))
     assert "--preset smoke" in row["command"]
-    # 48 training images (64 synthetic, a quarter held out for val) in each of 2 epochs.
-    assert record_run.images_trained(run.epochs) == 96
+    # 64 synthetic training images in each of 2 epochs.
+    assert record_run.images_trained(run.epochs) == 128
     per_image = record_run.training_flops_per_image(run.config, run.summary)
-    assert float(row["pflop"]) == pytest.approx(per_image * 96 / 1e15, rel=1e-3, abs=1e-4)
+    assert float(row["pflop"]) == pytest.approx(per_image * 128 / 1e15, rel=1e-3, abs=1e-4)
     assert per_image > 2 * summary["macs"]  # forward (2 x MACs) plus a backward pass
 
 
@@ -96,12 +96,22 @@ def test_append_refuses_duplicates_and_keeps_the_file(
 def test_unfinished_run_is_refused(
     record_run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir = fit(load_config("smoke", ["train.epochs=2"]), tmp_path, stop_after_steps=2)
+    config = load_config("smoke", ["train.epochs=2", "data.val_fraction=0"])
+    run_dir = fit(config, tmp_path, stop_after_steps=2)
     records = tmp_path / "records.csv"
     assert record_run.main([str(run_dir), "--records", str(records), "--recipe", "x"]) == 2
     assert not records.exists()
     error = capsys.readouterr().err.strip()
     assert error.startswith("error:") and "interrupted" in error and "\n" not in error
+
+
+def test_tuning_run_on_a_val_split_is_refused(
+    record_run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = fit(load_config("smoke"), tmp_path)  # smoke holds out a quarter for val
+    records = tmp_path / "records.csv"
+    assert record_run.main([str(run_dir), "--records", str(records), "--recipe", "x"]) == 2
+    assert not records.exists() and "tuning run" in capsys.readouterr().err
 
 
 def test_command_without_preset_needs_a_recipe(
