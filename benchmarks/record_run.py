@@ -15,7 +15,7 @@ Columns: recipe (the preset, from `--preset` in the run's command, or --recipe),
 test_top1, test_top5 (percent, with the run's test-time augmentation), pflop (training FLOPs:
 FlopCounterMode's forward + backward FLOPs per image times the images trained on; evaluation
 not counted), wall_seconds, precision, cpu, date, commit (with "-dirty" if the tree was), and
-command. Runs are read with classicnets.report.runs.load_run.
+command. Runs are read through classicnets.run_record, the run folder's one reader.
 """
 
 from __future__ import annotations
@@ -27,15 +27,23 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from classicnets.config import config_from_dict, knob_values
+from classicnets.config import RunConfig, config_from_dict, knob_values, read_yaml
 from classicnets.errors import UserError
 from classicnets.models import build_model
-from classicnets.report.runs import RunFolder, load_run
+from classicnets.run_record import (
+    CONFIG_FILE,
+    Environment,
+    EpochRecord,
+    Summary,
+    read_environment,
+    read_epochs,
+    read_summary,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import training_step_flops
@@ -71,50 +79,80 @@ def recipe_of(command: Sequence[str]) -> str | None:
     return None
 
 
-def training_flops_per_image(config: dict[str, Any], summary: dict[str, Any]) -> float:
+@dataclass(frozen=True)
+class FinishedRun:
+    """What a records row is made of, read from one run folder."""
+
+    path: Path
+    config: RunConfig
+    environment: Environment
+    summary: Summary
+    epochs: list[EpochRecord]
+
+
+def read_run(path: Path) -> FinishedRun:
+    """Read a run folder that can be recorded; UserError (one line) if it cannot."""
+    notes: list[str] = []
+    summary = read_summary(path, notes)
+    environment = read_environment(path, notes)
+    epochs = read_epochs(path, notes)
+    if not (path / CONFIG_FILE).is_file() or summary is None or environment is None:
+        raise UserError(f"{path} is not a run folder with config, env and summary files")
+    if summary.status != "complete":
+        raise UserError(f"{path} is not recordable: its status is {summary.status!r}")
+    if summary.test_top1 is None or summary.test_top5 is None or not epochs:
+        raise UserError(f"{path} has no test score or no finished epoch; nothing to record")
+    config = config_from_dict(read_yaml(path / CONFIG_FILE))
+    data = config.data
+    if data.val_fraction or data.limit or data.limit_per_class:
+        raise UserError(
+            f"{path} trained on part of the training split (a val carve or a limit): a "
+            "tuning run; records hold final runs on all training images (docs/experiments.md)"
+        )
+    return FinishedRun(path, config, environment, summary, epochs)
+
+
+def training_flops_per_image(config: RunConfig, summary: Summary) -> float:
     """Forward + backward FLOPs of one training image, counted on a freshly built model."""
-    model_config = config_from_dict(config).model
-    options = knob_values(model_config)
-    model = build_model(model_config.name, int(summary["num_classes"]), **options)
+    num_classes = summary.num_classes or len(summary.classes)
+    model = build_model(config.model.name, num_classes, **knob_values(config.model))
     model.train()
-    channels, height, width = (int(side) for side in summary["input_size"])
+    channels, height, width = summary.input_size
     batch = 2  # BatchNorm needs more than one value per channel in training mode
     x = torch.zeros(batch, channels, height, width)
     y = torch.zeros(batch, dtype=torch.int64)
     return training_step_flops(model, x, y) / batch
 
 
-def images_trained(epochs: list[dict[str, Any]]) -> int:
+def images_trained(epochs: Sequence[EpochRecord]) -> int:
     """Images seen in training: each epoch's images/s times its seconds is its image count."""
-    return round(sum(row["images_per_second"] * row["epoch_seconds"] for row in epochs))
+    return round(sum(row.images_per_second * row.epoch_seconds for row in epochs))
 
 
-def precision_of(config: dict[str, Any], env: dict[str, Any]) -> str:
-    """bf16, fp16 or fp32; `auto` is resolved by env.json's own entry when it has one, else by
-    the rule the loop used when it wrote no entry (bf16 on CUDA, fp32 elsewhere)."""
-    if env.get("precision"):
-        return str(env["precision"])
-    amp = str(config.get("train", {}).get("amp", "off"))
-    if amp in PRECISIONS:
-        return PRECISIONS[amp]
-    return "bf16" if str(env.get("device", "")).startswith("cuda") else "fp32"
+def precision_of(config: RunConfig, environment: Environment) -> str:
+    """bf16, fp16 or fp32: env.json's own entry, or for runs older than that entry, the rule
+    the loop used then for train.amp=auto (bf16 on CUDA, fp32 elsewhere)."""
+    if environment.precision:
+        return environment.precision
+    if config.train.amp in PRECISIONS:
+        return PRECISIONS[config.train.amp]
+    return "bf16" if environment.device.startswith("cuda") else "fp32"
 
 
-def cpu_of(env: dict[str, Any]) -> str:
+def cpu_of(environment: Environment) -> str:
     """env.json's device name and thread count; on the machine that ran it (same CPU model
     name), also /proc/cpuinfo's model number and its bf16 flags, which env.json lacks."""
-    name = str(env.get("device_name") or "unknown")
-    threads = env.get("cpu_threads", "?")
+    name = environment.device_name
+    threads = environment.cpu_threads
     threads_text = f"{threads} thread" + ("" if threads == 1 else "s")
-    text = f"{name}, {threads_text}"
-    if str(env.get("device", "cpu")) != "cpu":
-        return text
+    if environment.device != "cpu":
+        return f"{name}, {threads_text}"
     info = _cpuinfo()
-    if info.get("model name") == name:
-        flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
-        detail = f"model {info.get('model', '?')}" + (f", {' '.join(flags)}" if flags else "")
-        text = f"{name} ({detail}), {threads_text}"
-    return text
+    if info.get("model name") != name:
+        return f"{name}, {threads_text}"
+    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
+    detail = f"model {info.get('model', '?')}" + (f", {' '.join(flags)}" if flags else "")
+    return f"{name} ({detail}), {threads_text}"
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -130,39 +168,26 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def record_row(run: RunFolder, recipe: str | None = None) -> dict[str, str]:
-    """The records.csv row of one finished run; UserError if the run cannot be recorded."""
-    reason = run.incomplete_reason()
-    if reason is not None:
-        raise UserError(f"{run.path} is not recordable: {reason}")
-    summary, env, config = run.summary, run.env, run.config
-    if summary.get("test_top1") is None or summary.get("test_top5") is None:
-        raise UserError(f"{run.path} has no test score in summary.json; nothing to record")
-    if not env or not config or not run.epochs:
-        raise UserError(f"{run.path} lacks env.json, config.yaml or metrics.jsonl")
-    data = config.get("data", {})
-    if data.get("val_fraction") or data.get("limit") or data.get("limit_per_class"):
-        raise UserError(
-            f"{run.path} trained on part of the training split (a val carve or a limit): a "
-            "tuning run; records hold final runs on all training images (docs/experiments.md)"
-        )
-    command = [str(word) for word in env.get("command", [])]
+def record_row(run: FinishedRun, recipe: str | None = None) -> dict[str, str]:
+    """The records.csv row of one finished run."""
+    summary, environment = run.summary, run.environment
+    command = list(environment.command)
     name = recipe or recipe_of(command)
     if not name:
         raise UserError(f"{run.path}: its command names no --preset; give --recipe NAME")
-    commit = str(env.get("git_commit") or "unknown") + ("-dirty" if env.get("git_dirty") else "")
-    pflop = training_flops_per_image(config, summary) * images_trained(run.epochs) / 1e15
+    commit = (environment.git_commit or "unknown") + ("-dirty" if environment.git_dirty else "")
+    pflop = training_flops_per_image(run.config, summary) * images_trained(run.epochs) / 1e15
     return {
         "recipe": name,
-        "seed": str(summary["seed"]),
-        "epochs": str(summary["epochs"]),
-        "test_top1": f"{float(summary['test_top1']):.2f}",
-        "test_top5": f"{float(summary['test_top5']):.2f}",
+        "seed": str(summary.seed),
+        "epochs": str(summary.epochs),
+        "test_top1": f"{summary.test_top1:.2f}",
+        "test_top5": f"{summary.test_top5:.2f}",
         "pflop": f"{pflop:.4f}",
-        "wall_seconds": f"{float(summary['wall_seconds']):.0f}",
-        "precision": precision_of(config, env),
-        "cpu": cpu_of(env),
-        "date": str(env.get("started", "unknown")),
+        "wall_seconds": f"{summary.wall_seconds or 0.0:.0f}",
+        "precision": precision_of(run.config, environment),
+        "cpu": cpu_of(environment),
+        "date": environment.started,
         "commit": commit,
         "command": shlex.join(command),
     }
@@ -187,7 +212,7 @@ def curve_path(row: dict[str, str], records: Path) -> Path:
     return records.parent / "records" / f"{row['recipe']}-seed{row['seed']}-{start}.csv"
 
 
-def append_records(runs: Sequence[RunFolder], records: Path, recipe: str | None = None) -> int:
+def append_records(runs: Sequence[FinishedRun], records: Path, recipe: str | None = None) -> int:
     """Append one row per run (all or none); returns how many were written."""
     existing = {run_identity(row) for row in read_records(records)}
     rows = []
@@ -213,13 +238,14 @@ def append_records(runs: Sequence[RunFolder], records: Path, recipe: str | None 
     return len(rows)
 
 
-def _write_curve(run: RunFolder, path: Path) -> None:
+def _write_curve(run: FinishedRun, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(CURVE_COLUMNS)
-        for row in run.epochs:
-            writer.writerow("" if row.get(key) is None else row[key] for key in CURVE_COLUMNS)
+        for record in run.epochs:
+            values = (getattr(record, key) for key in CURVE_COLUMNS)
+            writer.writerow("" if value is None else value for value in values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=RECORDS, help="the CSV to append to")
     args = parser.parse_args(argv)
     try:
-        count = append_records([load_run(path) for path in args.runs], args.records, args.recipe)
+        count = append_records([read_run(path) for path in args.runs], args.records, args.recipe)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from classicnets.errors import UserError
-from classicnets.report.runs import load_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record_run import RECORDS, append_records, read_records, record_row, run_identity
+from record_run import RECORDS, append_records, read_records, read_run, record_row, run_identity
 
 
 def train_command(preset: str, seed: int, out: Path, overrides: Sequence[str]) -> list[str]:
@@ -37,7 +36,7 @@ def train_command(preset: str, seed: int, out: Path, overrides: Sequence[str]) -
 
 def record_if_new(run_dir: Path, records: Path) -> bool:
     """Append the run to records.csv unless it is already there; True if written."""
-    run = load_run(run_dir)
+    run = read_run(run_dir)
     known = {run_identity(row) for row in read_records(records)}
     if run_identity(record_row(run)) in known:
         return False

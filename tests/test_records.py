@@ -3,6 +3,7 @@ smoke runs write: a row per finished run, duplicates and unfinished runs refused
 curves redrawn from records.csv alone."""
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import statistics
@@ -13,7 +14,6 @@ from types import ModuleType
 import pytest
 
 from classicnets.config import load_config
-from classicnets.report.runs import load_run
 from classicnets.train.loop import fit
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -50,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def test_row_holds_the_runs_own_values(record_run: ModuleType, runs: list[Path]) -> None:
-    run = load_run(runs[1])
+    run = record_run.read_run(runs[1])
     row = record_run.record_row(run)
     assert tuple(row) == record_run.COLUMNS
     summary = json.loads((runs[1] / "summary.json").read_text())
@@ -69,8 +69,10 @@ def test_row_holds_the_runs_own_values(record_run: ModuleType, runs: list[Path])
 
 
 def test_flops_per_image_count_forward_and_backward(record_run: ModuleType) -> None:
-    config = {"model": {"name": "speedrun_cifar"}}
-    summary = {"model": "speedrun_cifar", "num_classes": 10, "input_size": [3, 32, 32]}
+    from classicnets.run_record import Summary
+
+    config = load_config("speedrun")
+    summary = Summary(model="speedrun_cifar", num_classes=10, input_size=[3, 32, 32])
     per_image = record_run.training_flops_per_image(config, summary)
     assert per_image == pytest.approx(0.7078e9, rel=1e-3)
 
@@ -121,8 +123,9 @@ def test_command_without_preset_needs_a_recipe(
         "speedrun"
     )
     assert record_run.recipe_of(["classicnets", "train"]) is None
-    run = load_run(runs[0])
-    run.env["command"] = ["classicnets", "train"]
+    run = record_run.read_run(runs[0])
+    environment = dataclasses.replace(run.environment, command=["classicnets", "train"])
+    run = dataclasses.replace(run, environment=environment)
     with pytest.raises(Exception, match="--recipe"):
         record_run.record_row(run)
     assert record_run.record_row(run, recipe="mine")["recipe"] == "mine"
@@ -133,7 +136,7 @@ def test_report_redraws_table_and_curves_from_records_alone(
 ) -> None:
     report = _load("records_report")
     records = tmp_path / "records.csv"
-    record_run.append_records([load_run(path) for path in runs], records)
+    record_run.append_records([record_run.read_run(path) for path in runs], records)
     results = tmp_path / "RESULTS.md"
     results.write_text(f"# R\nbefore\n{report.BEGIN}\nold table\n{report.END}\nafter\n")
     assert report.main(["--records", str(records), "--results", str(results)]) == 0
