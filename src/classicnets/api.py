@@ -343,6 +343,7 @@ __all__ = [
     "Prediction",
     "Report",
     "Run",
+    "RunConfig",
     "build_model",
     "compare",
     "load_config",

@@ -99,7 +99,11 @@ class ModelConfig:
     )
     # AlexNet §3.2: the two columns on two devices, e.g. [cuda:0, cuda:1]; empty = one device.
     column_devices: list[str] = field(default_factory=list)
-    weights: str = ""  # a local .pth state_dict to start from ("" = the model's own init)
+    # Start from pretrained weights: torchvision:DEFAULT (or another torchvision tag, for the
+    # models laid out as torchvision's) or a state_dict file; a head trained for another class
+    # count is replaced (models/pretrained.py). "" = the model's own init.
+    weights: str = ""
+    freeze: Literal["none", "features"] = "none"  # features: train only the classifier
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5.0e-4
+    body_lr_scale: float = 1.0  # fine-tuning: the lr outside the classifier is lr x this
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,9 @@ RANGES: dict[str, Range] = {
     "optim.weight_decay": Range(
         0, INF, "an L2 penalty; negative would reward large weights", high_open=True
     ),
+    "optim.body_lr_scale": Range(
+        0, 1e3, "a multiplier of optim.lr for the body (0 = the body does not learn)"
+    ),
     "schedule.step_epochs": AT_LEAST_ONE,
     "schedule.milestones": AT_LEAST_ONE,
     "schedule.gamma": Range(0, 1, "the factor the lr is multiplied by", low_open=True),

@@ -1,10 +1,8 @@
 """The configured model: built from model.* (ModelConfig), started from model.weights, and with
 model.column_devices its two AlexNet columns on two devices (AlexNet §3.2)."""
 
-from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from classicnets.config import ModelConfig, knob_values
@@ -12,6 +10,7 @@ from classicnets.device import pick_device
 from classicnets.errors import UserError
 from classicnets.models.alexnet import TWO_COLUMN_MODELS, AlexNet, split_columns
 from classicnets.models.catalog import build_model, check_input_size, model_info
+from classicnets.models.pretrained import freeze_features, load_pretrained
 
 
 def model_options(cfg: ModelConfig) -> dict[str, Any]:
@@ -41,27 +40,14 @@ def build_model_for(cfg: ModelConfig, num_classes: int, image_size: int) -> nn.M
     check_input_size(cfg.name, image_size)
     model = build_model(cfg.name, num_classes=num_classes, **model_options(cfg))
     if cfg.weights:
-        load_weights(model, Path(cfg.weights))
+        load_pretrained(model, cfg.weights, cfg.name, num_classes)
+    if cfg.freeze == "features":
+        freeze_features(model)
     if cfg.column_devices:
         if not isinstance(model, AlexNet):
             raise UserError(f"model.column_devices: {cfg.name} has no columns to split")
         model = split_columns(model, [pick_device(name) for name in cfg.column_devices])
     return model
-
-
-def load_weights(model: nn.Module, path: Path) -> None:
-    """Load a state_dict (or a classicnets checkpoint) into `model`, strictly."""
-    if not path.is_file():
-        raise UserError(f"model.weights: no file at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a bad file
-        raise UserError(
-            f"model.weights: {path} is truncated or not a weights file ({type(error).__name__})"
-        ) from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    load_state_strict(model, state, str(path))
 
 
 def load_state_strict(model: nn.Module, state: dict[str, Any], source: str) -> None:

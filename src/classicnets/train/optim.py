@@ -9,6 +9,7 @@ from torch import nn
 
 from classicnets.config import OptimConfig, ScheduleConfig
 from classicnets.errors import UserError
+from classicnets.models.pretrained import optimizer_groups
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -18,6 +19,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         raise UserError(f"optim.lr must be positive and finite; got {cfg.lr}")
     params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
     fused = fused_update_available(params)
+    if cfg.body_lr_scale != 1.0:  # fine-tuning: the classifier at lr, the body at lr x scale
+        params = optimizer_groups(model, cfg.body_lr_scale, cfg.lr)  # type: ignore[assignment]
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params,
