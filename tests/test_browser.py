@@ -106,7 +106,7 @@ def test_run_report_and_comparison_render_in_chromium(tmp_path: Path) -> None:
     )
 
     counts, screenshot = _check_in_browser(report, "metrics", tmp_path)
-    assert counts["image-count"] == 6
+    assert counts["image-count"] == 5
     assert counts["images-decoded"] == counts["image-count"]
     assert counts["table-rows"] >= 10
     _assert_screenshot_has_content(screenshot)

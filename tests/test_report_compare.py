@@ -133,3 +133,15 @@ def test_compare_rejects_bad_arguments_with_one_line(
         main(["compare", str(run), "--at", "80,abc"])
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_comparison_opens_with_the_config_differences(tmp_path: Path) -> None:
+    first = make_run_folder(tmp_path, "first", seed=0)
+    second = make_run_folder(tmp_path, "second", seed=1)
+    html = write_comparison([("a", [first]), ("b", [second])], tmp_path / "out").read_text()
+    start = html.index('id="config-differences"')
+    assert start < html.index('id="runs"')
+    table = html[start : html.index("</table>", start)]
+    assert "train.seed" in table and table.count("<tr>") == 2  # the header and that one field
+    same = write_comparison([("a", [first]), ("b", [first])], tmp_path / "same").read_text()
+    assert "The runs share every config field." in same

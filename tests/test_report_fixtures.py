@@ -29,6 +29,7 @@ def make_run_folder(
     with_eval: bool = True,
     with_checkpoint: bool = True,
     truncated_last_line: bool = False,
+    kernel: int = 5,
 ) -> Path:
     """Write a small run folder: len(classes) classes, one epoch per val_top1 entry."""
     run = root / name
@@ -110,7 +111,7 @@ def make_run_folder(
     if with_checkpoint:
         generator = torch.Generator().manual_seed(seed)
         state = {
-            "features.0.weight": torch.randn(8, 3, 3, 3, generator=generator),
+            "features.0.weight": torch.randn(8, 3, kernel, kernel, generator=generator),
             "features.0.bias": torch.zeros(8),
             "classifier.weight": torch.randn(len(classes), 8, generator=generator),
         }
@@ -161,7 +162,7 @@ def _write_eval(
     targets = np.arange(size) % len(classes)
     top5 = np.stack([np.roll(np.arange(len(classes)), -int(t)) for t in targets])
     top5[0] = np.roll(top5[0], 1)  # the first sample is misclassified
-    top5 = np.pad(top5, ((0, 0), (0, 5 - len(classes))), mode="edge")
+    top5 = np.pad(top5, ((0, 0), (0, max(0, 5 - len(classes)))), mode="edge")[:, :5]
     probs = np.tile(np.linspace(0.6, 0.05, 5, dtype=np.float32), (size, 1))
     np.savez(
         folder / "samples.npz",

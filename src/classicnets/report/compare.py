@@ -24,6 +24,7 @@ from classicnets.errors import UserError
 from classicnets.report import plots
 from classicnets.report.document import Document, Heading, Image, Notes, Paragraph, Table
 from classicnets.report.document import write_document as _write_document
+from classicnets.report.hyperparameters import config_differences
 from classicnets.report.runs import RunFolder, load_run
 from classicnets.report.tables import (
     MISSING,
@@ -142,6 +143,9 @@ def build_comparison_document(groups: list[RunGroup], at: list[float]) -> Docume
     document = Document(title="Comparison: " + " vs ".join(g.label for g in groups))
     notes = _run_notes(groups)
     blocks = document.blocks
+    runs = [(group.label, run) for group in groups for run in group.runs]
+    blocks.append(Heading("Config differences"))
+    blocks.append(config_differences([label for label, _ in runs], [r.config for _, r in runs]))
     blocks.append(Heading("Runs"))
     blocks.append(_runs_table(groups))
     blocks.append(Heading("Metrics"))

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
@@ -26,6 +25,8 @@ from classicnets.report.document import (
     Table,
     write_document,
 )
+from classicnets.report.hyperparameters import hyperparameter_table
+from classicnets.report.per_class import per_class_table, shows_top5
 from classicnets.report.runs import (
     EvalResult,
     RunFolder,
@@ -44,6 +45,7 @@ from classicnets.report.tables import (
 log = logging.getLogger(__name__)
 
 REPORT_STEM = "report"
+MIN_FILTER_SIDE = 5
 
 
 def write_run_report(run_dir: Path, *, confusion_counts: bool = False) -> Path:
@@ -64,6 +66,14 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
     document = Document(title=f"Run {run.run_id}")
     blocks = document.blocks
     blocks.append(Paragraph(_headline(run)))
+    blocks.append(Heading("Hyperparameters"))
+    blocks.append(
+        Paragraph(
+            "As resolved for this run: values marked (resolved) were left to their default in "
+            "config.yaml and come from the model, the data set or summary.json."
+        )
+    )
+    blocks.append(hyperparameter_table(run.config, run.summary, run.env))
     blocks.append(Heading("Results"))
     blocks.append(_metrics_table(run))
     if run.evals:
@@ -83,7 +93,8 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
     if primary is not None:
         _add_eval_blocks(run, primary, blocks, notes, confusion_counts)
     weight = load_first_layer_weight(run.path, notes)
-    if weight is not None:
+    # 3x3 kernels (the CIFAR nets' first layer) show as flat squares: only 5x5 and larger.
+    if weight is not None and min(weight[0].shape[2:]) >= MIN_FILTER_SIDE:
         blocks.append(Heading("First-layer filters"))
         array, checkpoint = weight
         _add_figure(
@@ -118,6 +129,7 @@ def _headline(run: RunFolder) -> str:
 
 
 def _metrics_table(run: RunFolder) -> Table:
+    top5 = shows_top5(len(run.classes))
     best, best_epoch = run.best_val_top1()
     test = run.test_eval
     rows = [
@@ -129,7 +141,7 @@ def _metrics_table(run: RunFolder) -> Table:
         ],
         ["last val top-1 (%)", format_number(run.last_val_top1())],
         ["test top-1 (%)", format_number(run.test_top1())],
-        ["test top-5 (%)", format_number(run.test_top5())],
+        *([["test top-5 (%)", format_number(run.test_top5())]] if top5 else []),
         [
             "test loss",
             format_number(
@@ -163,13 +175,14 @@ def _float(value: Any) -> float | None:
 
 
 def _evaluations_table(run: RunFolder) -> Table:
+    top5 = shows_top5(len(run.classes))
     headers = [
         "eval",
         "split",
         "TTA",
         "images",
         "top-1 (%)",
-        "top-5 (%)",
+        *(["top-5 (%)"] if top5 else []),
         "error top-1 (%)",
         "loss",
         "correct",
@@ -185,7 +198,7 @@ def _evaluations_table(run: RunFolder) -> Table:
                 str(m.get("tta", MISSING)),
                 format_count(_float(m.get("count"))),
                 format_number(_float(m.get("top1"))),
-                format_number(_float(m.get("top5"))),
+                *([format_number(_float(m.get("top5")))] if top5 else []),
                 format_number(_float(m.get("error_top1"))),
                 format_number(_float(m.get("loss")), 4),
                 format_count(_float(m.get("correct"))),
@@ -233,7 +246,8 @@ def _add_eval_blocks(
             f"Per-class top-1 on {source}.",
             lambda: plots.figure_per_class_accuracy(classes, per_class),
         )
-        blocks.append(_per_class_table(classes, per_class, result))
+        if matrix is not None and matrix.shape == (len(classes), len(classes)):
+            blocks.append(per_class_table(classes, matrix))
     elif per_class is not None:
         notes.append(
             f"{source}: per_class_top1 does not match the {len(classes)} classes; "
@@ -249,41 +263,14 @@ def _add_eval_blocks(
                 f"Images from {source} with predicted and true class.",
                 lambda: plots.figure_sample_grid(samples),
             )
-            _add_figure(
-                blocks,
-                notes,
-                "top5",
-                f"Top-5 predictions for a few images from {source} (true class green).",
-                lambda: plots.figure_top5(samples),
-            )
-
-
-def _per_class_table(classes: list[str], per_class: list[float], result: EvalResult) -> Table:
-    counts = result.metrics.get("per_class_count") or [None] * len(classes)
-    matrix = result.confusion_matrix
-    rows = []
-    for index in np.argsort(np.asarray(per_class, dtype=np.float64), kind="stable"):
-        confused = MISSING
-        if matrix is not None and matrix.shape == (len(classes), len(classes)):
-            row = matrix[index].copy()
-            row[index] = 0
-            if row.sum() > 0:
-                other = int(np.argmax(row))
-                confused = f"{classes[other]} ({row[other]})"
-        rows.append(
-            [
-                classes[index],
-                format_count(_float(counts[index])),
-                format_number(_float(per_class[index])),
-                confused,
-            ]
-        )
-    return Table(
-        ["class", "images", "top-1 (%)", "most often predicted instead"],
-        rows,
-        table_id="per-class",
-        collapsed_summary="Per-class table (worst first)",
-    )
+            if shows_top5(len(classes)):
+                _add_figure(
+                    blocks,
+                    notes,
+                    "top5",
+                    f"Top-5 predictions for a few images from {source} (true class green).",
+                    lambda: plots.figure_top5(samples),
+                )
 
 
 def _model_blocks(run: RunFolder, notes: list[str]) -> list[Any]:
@@ -344,6 +331,7 @@ def layer_summary(run: RunFolder) -> tuple[str | None, str | None]:
 
 
 def _epochs_table(run: RunFolder) -> Table:
+    top5 = shows_top5(len(run.classes))
     headers = [
         "epoch",
         "lr",
@@ -351,7 +339,7 @@ def _epochs_table(run: RunFolder) -> Table:
         "train top-1",
         "val loss",
         "val top-1",
-        "val top-5",
+        *(["val top-5"] if top5 else []),
         "seconds",
         "images/s",
     ]
@@ -365,7 +353,7 @@ def _epochs_table(run: RunFolder) -> Table:
                 format_number(_float(r.get("train_top1"))),
                 format_number(_float(r.get("val_loss")), 4),
                 format_number(_float(r.get("val_top1"))),
-                format_number(_float(r.get("val_top5"))),
+                *([format_number(_float(r.get("val_top5")))] if top5 else []),
                 format_number(_float(r.get("epoch_seconds")), 1),
                 format_number(_float(r.get("images_per_second")), 1),
             ]
