@@ -237,3 +237,14 @@ def test_per_class_table_has_precision_recall_and_f1(tmp_path: Path) -> None:
     assert rows["cat"][:4] == ["10", "66.67", "80.00", "72.73"]
     assert rows["ship"][:4] == ["10", "100.00", "60.00", "75.00"]
     assert table.index(">cat<") < table.index(">ship<") < table.index(">dog<")  # worst F1 first
+
+
+def test_sample_grid_order_is_misclassified_first_then_spread_over_classes() -> None:
+    from classicnets.report.plots import spread_over_classes
+
+    targets = np.asarray([0, 0, 0, 0, 1, 1, 2, 2, 0])
+    is_wrong = np.asarray([False, False, True, False, False, True, False, False, True])
+    order = spread_over_classes(targets, is_wrong)
+    assert order[:3] == [2, 5, 8]  # the wrong ones: class 0, class 1, class 0 again
+    assert order[3:6] == [0, 4, 6]  # then one correct image of each class in turn
+    assert sorted(order) == list(range(len(targets)))

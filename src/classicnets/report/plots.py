@@ -239,11 +239,26 @@ def figure_first_layer_filters(
     return figure
 
 
+def spread_over_classes(targets: np.ndarray, is_wrong: np.ndarray) -> list[int]:
+    """Sample indices, misclassified first, each part taking one image of every true class in
+    turn, so a grid of the first few shows many classes rather than the first one."""
+    order: list[int] = []
+    for wanted in (True, False):
+        by_class: dict[int, list[int]] = {}
+        for index in np.flatnonzero(is_wrong == wanted):
+            by_class.setdefault(int(targets[index]), []).append(int(index))
+        queues = [by_class[label] for label in sorted(by_class)]
+        while any(queues):
+            order += [queue.pop(0) for queue in queues if queue]
+    return order
+
+
 def figure_sample_grid(samples: Samples, *, max_images: int = 24, columns: int = 6) -> Figure:
-    """Test images with predicted and true labels, misclassified first (red), then correct."""
+    """Test images with predicted and true labels, misclassified first (red), then correct,
+    spread over the true classes."""
     predicted = samples.top5_indices[:, 0]
     is_wrong = predicted != samples.targets
-    order = np.argsort(~is_wrong, kind="stable")[:max_images]
+    order = np.asarray(spread_over_classes(samples.targets, is_wrong)[:max_images], dtype=int)
     rows = max(1, int(np.ceil(len(order) / columns)))
     figure = ReportFigure(figsize=(columns * 1.9, rows * 2.15), layout="constrained")
     grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
