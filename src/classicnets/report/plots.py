@@ -100,6 +100,31 @@ def figure_learning_curves(epochs: Sequence[Mapping[str, Any]]) -> Figure:
     return figure
 
 
+def figure_step_curves(steps: Sequence[Mapping[str, Any]]) -> Figure:
+    """The training loss (left) and the learning rate (right) at every log step, over
+    optimizer steps: what a schedule really did, including within an epoch. Thin vertical
+    lines mark the ends of epochs."""
+    figure = ReportFigure(figsize=(11, 3.6), layout="constrained")
+    loss_axes, lr_axes = figure.subplots(1, 2)
+    points = [r for r in steps if _is_number(r.get("train_loss")) and _is_number(r.get("lr"))]
+    x = [int(r["step"]) for r in points]
+    loss_axes.plot(x, [float(r["train_loss"]) for r in points], "-", marker=".", markersize=3)
+    lr = [float(r["lr"]) for r in points]
+    lr_axes.plot(x, lr, "-", color="tab:purple", marker=".", markersize=3)
+    if lr and min(lr) > 0 and max(lr) / min(lr) > 100:
+        lr_axes.set_yscale("log")
+    loss_axes.set(title="training loss per log step", xlabel="optimizer step", ylabel="loss")
+    lr_axes.set(title="learning rate per log step", xlabel="optimizer step", ylabel="lr")
+    ends: dict[int, int] = {}
+    for record in points:
+        ends[int(record["epoch"])] = max(int(record["step"]), ends.get(int(record["epoch"]), 0))
+    for axes in (loss_axes, lr_axes):
+        axes.grid(alpha=0.3)
+        for epoch in sorted(ends)[:-1]:
+            axes.axvline(ends[epoch], color="gray", linewidth=0.6, alpha=0.5)
+    return figure
+
+
 def _series(epochs: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
     pairs = [(int(r["epoch"]), float(r[key])) for r in epochs if _is_number(r.get(key))]
     return [p[0] for p in pairs], [p[1] for p in pairs]
