@@ -34,6 +34,10 @@ window.addEventListener("load", () => {
   document.body.dataset.imagesDecoded = String(decoded.length);
   document.body.dataset.tableRows = String(
     document.querySelectorAll("table#TABLE_ID tbody tr").length);
+  document.body.dataset.hyperparameterRows = String(
+    document.querySelectorAll("table#hyperparameters tbody tr").length);
+  const steps = document.querySelector("figure#figure-step_curves img");
+  document.body.dataset.stepCurveWidth = String(steps ? steps.naturalWidth : 0);
 });
 </script>
 """
@@ -71,7 +75,8 @@ def _check_in_browser(page: Path, table_id: str, tmp_path: Path) -> tuple[dict[s
     counts = {
         key: int(value)
         for key, value in re.findall(
-            r'data-(image-count|images-decoded|table-rows)="(\d+)"', body.group(1)
+            r'data-(image-count|images-decoded|table-rows|hyperparameter-rows|step-curve-width)="(\d+)"',
+            body.group(1),
         )
     }
     screenshot = tmp_path / f"{page.stem}.png"
@@ -106,9 +111,12 @@ def test_run_report_and_comparison_render_in_chromium(tmp_path: Path) -> None:
     )
 
     counts, screenshot = _check_in_browser(report, "metrics", tmp_path)
-    assert counts["image-count"] == 5
+    assert counts["image-count"] == 6
     assert counts["images-decoded"] == counts["image-count"]
     assert counts["table-rows"] >= 10
+    # the per-step lr and loss curve decoded, and the resolved hyperparameters are listed
+    assert counts["step-curve-width"] > 500
+    assert counts["hyperparameter-rows"] >= 10
     _assert_screenshot_has_content(screenshot)
 
     counts, screenshot = _check_in_browser(comparison, "comparison", tmp_path)

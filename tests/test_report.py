@@ -121,6 +121,7 @@ def test_run_report_html_is_self_contained(complete_report: Path) -> None:
     assert not re.search(r"<script|<link|src=\"(?!data:)|url\(", html)
     images = re.findall(r'<img src="data:image/png;base64,', html)
     names = {
+        "step_curves",
         "learning_curves",
         "confusion_matrix",
         "per_class_accuracy",
@@ -134,7 +135,7 @@ def test_run_report_html_is_self_contained(complete_report: Path) -> None:
 def test_run_report_markdown_links_existing_pngs(complete_report: Path) -> None:
     markdown = (complete_report.parent / "report.md").read_text()
     links = re.findall(r"\]\((report_files/[^)]+\.png)\)", markdown)
-    assert len(links) == 5
+    assert len(links) == 6
     for link in links:
         assert (complete_report.parent / link).read_bytes().startswith(b"\x89PNG")
     assert "| test top-1 (%) | 80.00 |" in markdown  # 24 of 30 on the diagonal
@@ -157,7 +158,8 @@ def test_report_of_a_running_run_marks_it_incomplete(tmp_path: Path) -> None:
     assert "skipped the last line" in markdown
     assert "no evaluation yet" in markdown
     assert "| test top-1 (%) | — |" in markdown  # not 0, not a stale number
-    assert sorted(p.name for p in (folder / "report_files").iterdir()) == ["learning_curves.png"]
+    names = sorted(p.name for p in (folder / "report_files").iterdir())
+    assert names == ["learning_curves.png", "step_curves.png"]
 
 
 def test_report_command_prints_the_path_and_rejects_other_folders(

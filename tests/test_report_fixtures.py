@@ -76,6 +76,18 @@ def make_run_folder(
     if truncated_last_line:
         text += lines[-1][: len(lines[-1]) // 2]  # a killed writer leaves half a line
     (run / "metrics.jsonl").write_text(text)
+    steps_per_epoch = 10
+    total = steps_per_epoch * epochs
+    steps = [  # a one-cycle lr: up for the first quarter of the steps, then down to near 0
+        {
+            "step": step,
+            "epoch": (step - 1) // steps_per_epoch + 1,
+            "lr": 0.1 * min(step / (total / 4), (total - step + 0.01) / (total * 3 / 4)),
+            "train_loss": 2.0 / (1 + step / steps_per_epoch),
+        }
+        for step in range(2, total + 1, 2)
+    ]
+    (run / "steps.jsonl").write_text("".join(json.dumps(row) + "\n" for row in steps))
     with (run / "metrics.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(records[0]))
         writer.writeheader()

@@ -41,6 +41,7 @@ from classicnets.report.tables import (
     format_number,
     format_seconds,
 )
+from classicnets.run_record import read_steps, record_dict
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,17 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
     if run.evals:
         blocks.append(_evaluations_table(run))
     blocks.append(Heading("Learning curves"))
-    if run.epochs:
+    steps = [record_dict(step) for step in read_steps(run.path, notes)]
+    if steps:
+        _add_figure(
+            blocks,
+            notes,
+            "step_curves",
+            "Training loss and learning rate at every log step (steps.jsonl), over optimizer "
+            "steps; thin lines mark the ends of epochs.",
+            lambda: plots.figure_step_curves(steps),
+        )
+    if len(run.epochs) > 1 or (run.epochs and not steps):  # one epoch is one dot per line
         _add_figure(
             blocks,
             notes,
@@ -87,7 +98,7 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
             "Loss and top-1 per epoch; the dotted line is the learning rate.",
             lambda: plots.figure_learning_curves(run.epochs),
         )
-    else:
+    elif not run.epochs:
         blocks.append(Paragraph("No epoch has finished yet."))
     primary = run.primary_eval
     if primary is not None:
@@ -334,7 +345,7 @@ def _epochs_table(run: RunFolder) -> Table:
     top5 = shows_top5(len(run.classes))
     headers = [
         "epoch",
-        "lr",
+        "lr (first step)",
         "train loss",
         "train top-1",
         "val loss",
