@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from classicnets.errors import UserError
-from classicnets.report import plots
+from classicnets.report import per_image, plots
 from classicnets.report.document import Document, Heading, Image, Notes, Paragraph, Table
 from classicnets.report.document import write_document as _write_document
 from classicnets.report.hyperparameters import config_differences
@@ -79,6 +79,13 @@ def write_comparison(
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} exists and is not a folder")
     stem = COMPARISON_STEM if overwrite else free_stem(out_dir, COMPARISON_STEM)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_name = f"{stem}_per_image.csv"
+    pairs = [(group.label, group.runs) for group in groups]
+    if per_image.write_per_image_csv(pairs, out_dir / csv_name):
+        document.blocks.append(
+            Paragraph(f"Every test image with each run's prediction: {csv_name}")
+        )
     return _write_document(document, out_dir, stem)
 
 
@@ -160,6 +167,8 @@ def build_comparison_document(groups: list[RunGroup], at: list[float]) -> Docume
     blocks.append(_gap_table(groups, at))
     blocks.append(Heading("Learning curves"))
     blocks.append(_curves_image(groups))
+    blocks.append(Heading("Test images, run by run"))
+    blocks.append(per_image.outcome_table([(group.label, group.runs) for group in groups]))
     blocks.append(Heading(f"Per-class test top-1 change vs {groups[0].label}"))
     blocks.extend(_per_class_blocks(groups, notes))
     if notes:
