@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from torch import nn
+from tqdm.auto import tqdm
 
 from classicnets.config import DataConfig, TestViews
 from classicnets.data import DataSplits, ImageDataset, build_loader, sample_ids
@@ -58,9 +59,13 @@ def evaluate_split(
         tta=tta,
         shard=shard,
     )
+    # A bar on a terminal or in Jupyter (tqdm.auto); nothing in logs (disable=None off a tty).
+    batches = tqdm(
+        loader.epoch(0), total=len(loader), desc=f"evaluate {split}", leave=False, disable=None
+    )
     return evaluate(
         model,
-        loader.epoch(0),
+        batches,
         precision,
         len(info.classes),
         collect=True,

@@ -1,11 +1,14 @@
-"""TensorBoard images at the end of a run: the test confusion matrix and the conv1 filters.
+"""TensorBoard at the end of a run: the test confusion matrix, the conv1 filters, and the
+run's resolved hyperparameters with its results (the HPARAMS tab compares runs by them).
 
-Scalars are logged per epoch by the training loop; these figures need a finished run folder,
-so they are added here, to the same `tensorboard/` log, by `train.tensorboard=true` runs.
+Scalars are logged per epoch and per log step by the training loop; these need a finished run
+folder, so they are added here, to the same `tensorboard/` log, by `train.tensorboard=true` runs.
 """
 
 from pathlib import Path
+from typing import Any
 
+from classicnets.report.hyperparameters import format_value, resolved_values
 from classicnets.report.plots import figure_confusion_matrix, figure_first_layer_filters
 from classicnets.report.runs import load_first_layer_weight, load_run
 
@@ -28,6 +31,28 @@ def log_final_figures(run_dir: Path) -> list[str]:
         if weight is not None:
             writer.add_figure("model/conv1_filters", figure_first_layer_filters(weight[0]), step)
             tags.append("model/conv1_filters")
+        writer.add_hparams(
+            hparams(run.config, run.summary), _results(run.summary), run_name=".", global_step=step
+        )
+        tags.append("hparams")
     finally:
         writer.close()
     return tags
+
+
+def hparams(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config as TensorBoard hyperparameters (numbers, booleans and text)."""
+    values = {key: value for key, (value, _) in resolved_values(config, summary).items()}
+    return {
+        key: value if isinstance(value, bool | int | float | str) else format_value(value)
+        for key, value in values.items()
+    }
+
+
+def _results(summary: dict[str, Any]) -> dict[str, float]:
+    names = {"best_top1": "best_val_top1", "test_top1": "test_top1", "test_top5": "test_top5"}
+    return {
+        f"hparam/{name}": float(summary[key])
+        for key, name in names.items()
+        if isinstance(summary.get(key), int | float)
+    }

@@ -46,6 +46,7 @@ from classicnets.train.run import (
     save_last,
 )
 from classicnets.train.run_folder import (
+    log_tensorboard_step,
     open_outputs,
     restart_point,
     start_run_folder,
@@ -101,6 +102,7 @@ class EpochControl:
     stop_after_steps: int | None = None  # like a Ctrl-C after this many steps in total
     save_last: Callable[[EpochSums], None] = lambda _sums: None
     steps: StepLog | None = None  # steps.jsonl, on rank 0 of a run with a folder
+    tensorboard: Any = None  # the run's SummaryWriter with train.tensorboard=true, on rank 0
 
 
 def _fit(
@@ -172,7 +174,8 @@ def _run_epochs(run: Run, stop: StopFlag, stop_after_steps: int | None) -> str:
     """
     cfg, parts, state = run.config.train, run.parts, run.state
     steps = run.outputs.steps if run.outputs is not None else None
-    control = EpochControl(stop, stop_after_steps, functools.partial(save_last, run), steps)
+    writer = run.outputs.tensorboard if run.outputs is not None else None
+    control = EpochControl(stop, stop_after_steps, functools.partial(save_last, run), steps, writer)
     if run.outputs is not None:
         write_summary(run.run_dir, summary_at(run.outputs.summary, state, "running", None))
     for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
@@ -320,7 +323,10 @@ def _show_progress(
     progress.set_values(mean_loss, total.correct.value(), lr, loss["count"], total.seconds)
     if is_log_step and control.steps is not None:
         interval_loss = progress.interval_loss(loss["total"], loss["count"])
-        control.steps.append(StepRecord(state.global_step, progress.epoch, lr, interval_loss))
+        step = StepRecord(state.global_step, progress.epoch, lr, interval_loss)
+        control.steps.append(step)
+        if control.tensorboard is not None:
+            log_tensorboard_step(control.tensorboard, step)
     return any_stop
 
 

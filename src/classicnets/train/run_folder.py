@@ -19,6 +19,7 @@ from classicnets.run_record import (
     EpochLog,
     EpochRecord,
     StepLog,
+    StepRecord,
     Summary,
     collect_environment,
     read_summary,
@@ -84,10 +85,31 @@ def tensorboard_writer(cfg: TrainConfig, run_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
+# EpochRecord field -> TensorBoard tag: a panel per quantity, train beside val.
+TENSORBOARD_EPOCH_TAGS = {
+    "train_loss": "loss/train",
+    "val_loss": "loss/val",
+    "train_top1": "top1/train",
+    "val_top1": "top1/val",
+    "val_top5": "top5/val",
+    "lr": "lr/epoch_first_step",
+    "epoch_seconds": "speed/epoch_seconds",
+    "images_per_second": "speed/images_per_second",
+}
+
+
 def log_tensorboard(writer: Any, record: EpochRecord) -> None:
-    for name, value in record.to_dict().items():
-        if name != "epoch" and value is not None:
-            writer.add_scalar(name, value, record.epoch)
+    """An epoch's scalars, at x = the epoch."""
+    for name, tag in TENSORBOARD_EPOCH_TAGS.items():
+        value = getattr(record, name)
+        if value is not None:
+            writer.add_scalar(tag, value, record.epoch)
+
+
+def log_tensorboard_step(writer: Any, record: StepRecord) -> None:
+    """A log step's loss and lr, at x = the optimizer step."""
+    writer.add_scalar("loss/train_step", record.train_loss, record.step)
+    writer.add_scalar("lr/step", record.lr, record.step)
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
