@@ -221,7 +221,8 @@ def test_fixed_run_name_starts_over_when_killed_before_its_first_checkpoint(tmp_
 
 
 def test_a_flipped_byte_in_last_pt_is_detected(tmp_path, one_thread):
-    run_dir = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)
+    keep_all = "train.keep_optimizer_state=true"  # previous.pt stays after the run
+    run_dir = fit(load_config("smoke", ["train.epochs=2", keep_all]), tmp_path)
     last = run_dir / "checkpoints/last.pt"
     data = bytearray(last.read_bytes())
     weight = torch.load(last, weights_only=False)["model"]["classifier.weight"]

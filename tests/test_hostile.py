@@ -33,7 +33,12 @@ class CreatesMarker:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fit(load_config("smoke"), tmp_path_factory.mktemp("runs"))
+    # every checkpoint file kept, so that each can be planted
+    config = load_config("smoke", ["train.keep_optimizer_state=true"])
+    return fit(config, tmp_path_factory.mktemp("runs"))
+
+
+KEEP_ALL = "train.keep_optimizer_state=true"  # a complete run keeps previous.pt too
 
 
 @pytest.fixture
@@ -145,7 +150,7 @@ def test_an_old_format_checkpoint_still_resumes_through_the_safe_loader(tmp_path
 
 
 def test_random_bytes_as_last_pt_fall_back_to_previous(tmp_path: Path) -> None:
-    run = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)  # last.pt and previous.pt
+    run = fit(load_config("smoke", ["train.epochs=2", KEEP_ALL]), tmp_path)  # last.pt and previous.pt
     (run / "checkpoints/last.pt").write_bytes(np.random.default_rng(0).bytes(4096))
     _, path = load_resume_checkpoint(run)
     assert path.name == "previous.pt"
@@ -154,7 +159,7 @@ def test_random_bytes_as_last_pt_fall_back_to_previous(tmp_path: Path) -> None:
 def test_a_resume_refuses_a_code_carrying_last_pt_even_with_a_good_previous(
     tmp_path: Path, marker: Path
 ) -> None:
-    run = fit(load_config("smoke", ["train.epochs=2"]), tmp_path)
+    run = fit(load_config("smoke", ["train.epochs=2", KEEP_ALL]), tmp_path)
     plant(run / "checkpoints/last.pt", marker)
     assert main(["train", "--resume", str(run)]) == 2
 

@@ -238,6 +238,8 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also save last.pt inside long epochs; 0 = once per epoch
     log_every_steps: int = 20
     tta: TestViews = "none"  # test-time augmentation of the final test
+    # A complete run keeps best.safetensors and last.pt; true keeps best.pt and previous.pt too.
+    keep_optimizer_state: bool = False
     progress: bool = True
     # A fixed run folder name under --out. If that folder already holds a checkpoint of the
     # same config, training resumes from it: restarted torchrun workers continue the run.

@@ -29,6 +29,7 @@ RESUMABLE_KEYS = {
     "train.log_every_steps",
     "train.checkpoint_every_steps",
     "train.tensorboard",
+    "train.keep_optimizer_state",
     "train.dist_backend",
     "data.root",
     "data.num_workers",

@@ -312,9 +312,20 @@ def load_samples(path: Path, warnings: list[str]) -> Samples | None:
 
 def load_first_layer_weight(run_dir: Path, warnings: list[str]) -> tuple[np.ndarray, str] | None:
     """The first 4-D weight whose input has 3 channels (the RGB filters), as (out, 3, k, k),
-    from checkpoints/best.pt, else last.pt; plus the checkpoint's name."""
+    from the best weights (best.pt, or best.safetensors of a complete run), else last.pt; plus
+    the file's name."""
     import torch  # only here: reading a run folder otherwise needs no torch
 
+    best = run_dir / "checkpoints" / "best.safetensors"
+    if best.is_file() and not (run_dir / "checkpoints" / "best.pt").is_file():
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(best), device="cpu")
+        except Exception as error:  # any read failure means "no usable weights file"
+            warnings.append(f"checkpoints/{best.name} is unreadable ({type(error).__name__})")
+        else:
+            return _rgb_filters({"model": tensors}, best.name, warnings)
     for name in ("best.pt", "last.pt"):
         path = run_dir / "checkpoints" / name
         if not path.is_file():
@@ -325,13 +336,20 @@ def load_first_layer_weight(run_dir: Path, warnings: list[str]) -> tuple[np.ndar
         except Exception as error:  # any unpickling/zip failure means "no usable checkpoint"
             warnings.append(f"checkpoints/{name} is unreadable ({type(error).__name__}); skipped")
             continue
-        state = checkpoint.get("model") if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
+        if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
             warnings.append(f"checkpoints/{name} has no 'model' state_dict; skipped")
             continue
-        for tensor in state.values():
-            if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[1] == 3:
-                return tensor.detach().float().cpu().numpy(), name
-        warnings.append(f"checkpoints/{name}: no conv weight with 3 input channels")
-        return None
+        return _rgb_filters(checkpoint, name, warnings)
+    return None
+
+
+def _rgb_filters(
+    checkpoint: dict[str, Any], name: str, warnings: list[str]
+) -> tuple[np.ndarray, str] | None:
+    import torch
+
+    for tensor in checkpoint["model"].values():
+        if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[1] == 3:
+            return tensor.detach().float().cpu().numpy(), name
+    warnings.append(f"checkpoints/{name}: no conv weight with 3 input channels")
     return None

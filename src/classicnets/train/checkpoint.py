@@ -24,6 +24,7 @@ import torch
 
 from classicnets.atomic import atomic_write
 from classicnets.errors import UserError
+from classicnets.train.best_weights import BEST_WEIGHTS_FILE, load_best_weights
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     foreign or code-carrying file is a UserError."""
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")
+    if path.suffix == ".safetensors":
+        return load_best_weights(path)
     _check_zip_records(path)
     try:
         with torch.serialization.safe_globals(_OLD_FORMAT_GLOBALS):
@@ -168,9 +171,10 @@ def load_resume_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """A checkpoint file, or a run folder (its best.pt, else last.pt)."""
+    """A checkpoint file, or a run folder's best weights (best.pt while it trains,
+    best.safetensors once complete), else its last.pt."""
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
+        for name in ("best.pt", BEST_WEIGHTS_FILE, "last.pt"):
             candidate = path / "checkpoints" / name
             if candidate.is_file():
                 return candidate

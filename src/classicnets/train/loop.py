@@ -25,6 +25,7 @@ from classicnets.run_record import (
     write_model_record,
     write_summary,
 )
+from classicnets.train.best_weights import keep_final_files
 from classicnets.train.checkpoint import load_resume_checkpoint
 from classicnets.train.distributed import (
     DistContext,
@@ -141,6 +142,8 @@ def _fit(
         barrier(ctx)  # rank 0 has written best.pt, which every rank reads for the test
         test = final_test(run) if status == "complete" else None
         if outputs is not None:
+            if status == "complete":
+                keep_final_files(run_dir, config.train.keep_optimizer_state)
             write_summary(run_dir, summary_at(outputs.summary, state, status, test))
     except BaseException as error:
         if outputs is not None:

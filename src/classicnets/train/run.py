@@ -11,6 +11,7 @@ from classicnets.errors import UserError
 from classicnets.evaluate.loop import evaluate, merge_results
 from classicnets.evaluate.split import evaluate_split, write_split_result
 from classicnets.run_record import EpochRecord, EvalMetrics, write_summary
+from classicnets.train.best_weights import BEST_WEIGHTS_FILE
 from classicnets.train.checkpoint import load_checkpoint, save_checkpoint
 from classicnets.train.distributed import gather_all, gather_to_main, sync_buffers
 from classicnets.train.run_folder import RunOutputs, log_tensorboard
@@ -121,9 +122,11 @@ def final_test(run: Run) -> EvalMetrics | None:
     Every rank of a data-parallel run scores its shard; rank 0 writes (and returns) the result.
     """
     parts, cfg = run.parts, run.config.train
-    best = run.run_dir / "checkpoints" / "best.pt"
-    if best.is_file():
-        parts.model.module.load_state_dict(load_checkpoint(best)["model"])
+    for name in ("best.pt", BEST_WEIGHTS_FILE):  # a resumed complete run may have only the latter
+        best = run.run_dir / "checkpoints" / name
+        if best.is_file():
+            parts.model.module.load_state_dict(load_checkpoint(best)["model"])
+            break
     result = evaluate_split(
         parts.model.module,
         parts.data.splits,
