@@ -150,7 +150,7 @@ def test_an_old_format_checkpoint_still_resumes_through_the_safe_loader(tmp_path
 
 
 def test_random_bytes_as_last_pt_fall_back_to_previous(tmp_path: Path) -> None:
-    run = fit(load_config("smoke", ["train.epochs=2", KEEP_ALL]), tmp_path)  # last.pt and previous.pt
+    run = fit(load_config("smoke", ["train.epochs=2", KEEP_ALL]), tmp_path)  # previous.pt kept
     (run / "checkpoints/last.pt").write_bytes(np.random.default_rng(0).bytes(4096))
     _, path = load_resume_checkpoint(run)
     assert path.name == "previous.pt"
