@@ -1,20 +1,16 @@
-"""Weight gradient of each convolution of a model: oneDNN's kernel next to models/conv.py's GEMM.
+"""Weight gradient of each convolution of a model: oneDNN's kernel next to kernels/conv.py's GEMM.
 
 For every conv layer of the model at the given batch size (channels_last, fp32, CPU), times
 the weight gradient alone, both ways, interleaved in rounds with the machine's matmul rate;
 prints each as a fraction of the matmul rate, the median over rounds, and which one
-`classicnets.models.conv.Conv2d` uses (by MIN_WEIGHTS and MAX_MAP_PIXELS). Use it to check
-those thresholds on another CPU.
+`classicnets.kernels.Conv2d` uses on this machine (its trial of the layer's forward and
+backward, kernels/choice.py, cached in the user's cache folder).
 
     .venv/bin/python benchmarks/conv_weight_grad.py --model vgg16_bn_cifar --batch-size 128
 """
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
-import classicnets  # noqa: F401
-
-# isort: split
 import argparse
 import os
 import statistics
@@ -30,8 +26,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput
 
+from classicnets import allocator
+from classicnets.kernels import use_kernels
+from classicnets.kernels.conv import weight_grad
 from classicnets.models import build_model
-from classicnets.models.conv import MAX_MAP_PIXELS, MIN_WEIGHTS, weight_grad
 
 
 def conv_inputs(model: nn.Module, batch_size: int, side: int) -> list[tuple[nn.Conv2d, torch.Size]]:
@@ -53,7 +51,7 @@ def conv_inputs(model: nn.Module, batch_size: int, side: int) -> list[tuple[nn.C
 class LayerCase:
     name: str
     weights: int  # the GEMM's output size
-    uses_gemm: bool  # what Conv2d itself chooses for this layer
+    uses_gemm: bool  # what Conv2d itself chose for this layer on this machine
     gflop: float
     onednn: Callable[[], object]
     gemm: Callable[[], object]
@@ -110,6 +108,7 @@ def seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def main() -> int:
+    allocator.configure()  # before the first tensor (classicnets/allocator.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -125,10 +124,10 @@ def main() -> int:
     )
     print(
         f"machine: {machine['cpu']} ({machine['cores']} cores), torch {machine['torch']}, "
-        f"{machine['torch_threads']} torch threads; GEMM from {MIN_WEIGHTS} weights, "
-        f"up to {MAX_MAP_PIXELS} pixels per map"
+        f"{machine['torch_threads']} torch threads"
     )
     model = build_model(args.model, num_classes=10)
+    use_kernels(model, "auto", cpu)
     layers = conv_inputs(model, args.batch_size, args.side)
     cases = [layer_case(conv, shape) for conv, shape in layers if gemm_possible(conv)]
     # Per round and layer: (oneDNN, GEMM) GFLOP/s over the matmul rate measured just before.

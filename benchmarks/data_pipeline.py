@@ -9,10 +9,6 @@ run. A third line times our DataLoader path (per-sample seeded transforms) for c
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
-import classicnets  # noqa: F401
-
-# isort: split
 import argparse
 import datetime
 import os
@@ -27,6 +23,7 @@ import torchvision.transforms.v2 as v2
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from classicnets import allocator
 from classicnets.config import DataConfig
 from classicnets.data import DatasetInfo, TensorImageDataset, build_loader
 from classicnets.data.cifar import CIFAR10_MEAN, CIFAR10_STD
@@ -56,6 +53,7 @@ def images_per_second(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> t
 
 
 def main() -> None:
+    allocator.configure()  # before the first tensor (classicnets/allocator.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50000)
     parser.add_argument("--batch-size", type=int, default=128)

@@ -19,10 +19,6 @@ size   One process, interleaved rounds, on 1/4, 1/2 and all of the CIFAR-10 trai
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
-import classicnets
-
-# isort: split
 import argparse
 import json
 import os
@@ -40,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput
 
+from classicnets import allocator
 from classicnets.config import RunConfig
 from classicnets.train.setup import build_run_parts
 
@@ -229,6 +226,7 @@ def cifar_available(root: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.configure()  # before the first tensor (classicnets/allocator.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="sweep", required=True)
     batch = sub.add_parser("batch")
@@ -280,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{', '.join(f'{v:.1f}' for v in load_before)}, after "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}; {time.perf_counter() - started:.0f} s; "
         f"huge pages THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}, "
-        f"malloc: {classicnets.MALLOC}"
+        f"malloc: {allocator.malloc_setting()}"
     )
     print("\n".join(lines))
     return 0

@@ -25,10 +25,6 @@ within a round.
 
 from __future__ import annotations
 
-# classicnets before torch, so its allocator settings (classicnets/allocator.py) take effect.
-import classicnets
-
-# isort: split
 import argparse
 import copy
 import datetime
@@ -54,13 +50,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from classicnets import allocator
 from classicnets.config import RunConfig, load_config
 from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
+from classicnets.kernels import AdaptiveAvgPool2d, Conv2d, Dropout, LocalResponseNorm
 from classicnets.models import build_model
-from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
-from classicnets.models.conv import Conv2d
-from classicnets.models.lrn import LocalResponseNorm
 from classicnets.run_record import cpu_name
 from classicnets.train.loop import EpochControl, train_one_epoch
 from classicnets.train.optim import current_lr
@@ -94,7 +89,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
         "torchvision": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
         "thp_mem_alloc": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-        "malloc": classicnets.MALLOC,
+        "malloc": allocator.malloc_setting(),
         "device": str(device),
     }
 
@@ -666,6 +661,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.configure()  # before the first tensor (classicnets/allocator.py)
     settings, args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -188,10 +188,8 @@ def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: Mod
     import torch
     from torch import nn
 
+    from classicnets.kernels import AdaptiveAvgPool2d, Conv2d, Dropout, LocalResponseNorm
     from classicnets.models import build_model
-    from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout
-    from classicnets.models.conv import Conv2d
-    from classicnets.models.lrn import LocalResponseNorm
 
     torch.manual_seed(0)
     ours = build_model("alexnet_cifar", num_classes=10)

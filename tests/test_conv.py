@@ -1,4 +1,4 @@
-"""models/conv.py: the GEMM weight gradient equals nn.Conv2d's for strides, paddings,
+"""kernels/conv.py: the GEMM weight gradient equals nn.Conv2d's for strides, paddings,
 dilations and batch chunks; the fast path is taken only where it applies; FLOP counts and
 gradient memory layout are unchanged."""
 
@@ -7,18 +7,17 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from classicnets.kernels import conv as conv_module
+from classicnets.kernels.conv import Conv2d, patch_matrix
 from classicnets.models import build_model
-from classicnets.models import conv as conv_module
-from classicnets.models.conv import Conv2d, patch_matrix
 
 CL = torch.channels_last
 
 
 @pytest.fixture
-def everywhere(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The GEMM path for every layer size, so toy layers test it."""
-    monkeypatch.setattr(conv_module, "MIN_WEIGHTS", 1)
-    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 10**9)
+def everywhere(monkeypatch: pytest.MonkeyPatch, trials_where) -> pytest.MonkeyPatch:
+    """The GEMM path wins every trial, so toy layers test it."""
+    monkeypatch.setattr(Conv2d, "kernel_trials", trials_where("fast"), raising=False)
     return monkeypatch
 
 
@@ -89,21 +88,20 @@ def test_frozen_input_gets_no_gradient_and_bias_still_does() -> None:
     torch.testing.assert_close(ours.weight.grad, torchs.weight.grad)
 
 
-def test_fast_path_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_path_only_where_it_applies_and_won_its_trial(trials_where) -> None:
     def backward_kind(layer: Conv2d, x: torch.Tensor) -> str:
         return type(layer(x).grad_fn).__name__
 
     cl = torch.randn(2, 8, 6, 6).contiguous(memory_format=CL)
     wide = Conv2d(8, 4, 3, padding=1).to(memory_format=CL)
-    monkeypatch.setattr(conv_module, "MIN_WEIGHTS", 4 * 8 * 9)
+    assert backward_kind(wide, cl) == "ConvolutionBackward0"  # no trials attached: torch's
+    wide.__dict__["kernel_trials"] = trials_where("torch")
+    assert backward_kind(wide, cl) == "ConvolutionBackward0"  # torch's won the trial
+    wide.__dict__["kernel_trials"] = trials_where("fast")
     assert backward_kind(wide, cl) == "_Conv2dFnBackward"
     assert backward_kind(wide, cl.contiguous()) == "ConvolutionBackward0"  # NCHW: oneDNN's own
     assert backward_kind(Conv2d(8, 4, 3, groups=2), cl) == "ConvolutionBackward0"
     assert backward_kind(Conv2d(8, 4, 3, padding="same"), cl) == "ConvolutionBackward0"
-    assert backward_kind(Conv2d(8, 4, 1), cl) == "ConvolutionBackward0"  # 32 weights < 288
-    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 35)
-    assert backward_kind(wide, cl) == "ConvolutionBackward0"  # 6x6 maps > 35 pixels
-    monkeypatch.setattr(conv_module, "MAX_MAP_PIXELS", 36)
     empty = torch.randn(0, 8, 6, 6).contiguous(memory_format=CL)
     assert backward_kind(wide, empty) == "ConvolutionBackward0"
     wide(empty).sum().backward()  # zero weight gradient, as nn.Conv2d gives
@@ -121,6 +119,7 @@ def test_flop_count_is_the_convolutions(everywhere: pytest.MonkeyPatch) -> None:
     ours, torchs = _pair(4, 6, 3, padding=1)
     x = torch.randn(4, 4, 8, 8, dtype=torch.float64).contiguous(memory_format=CL)
     counts = []
+    ours(x.clone().requires_grad_())  # the trial (itself counted) runs at first use
     for layer in (ours, torchs):
         counter = FlopCounterMode(display=False)
         with counter:

@@ -23,6 +23,7 @@ from classicnets.data import (
 )
 from classicnets.data.batch_transforms import lighting_shift
 from classicnets.data.memory_loader import MemoryLoader
+from classicnets.data.recipes import AUGMENTATIONS
 from classicnets.data.stream_loader import StreamLoader
 from classicnets.data.transforms import PCALighting, resolve_recipe
 from classicnets.errors import UserError
@@ -252,10 +253,13 @@ def test_crop_flip_offsets_and_flips_match_the_pil_path():
     assert abs(draws["yes"][2].mean() - draws["no"][2].mean()) < 0.08
 
 
-@pytest.mark.parametrize(
-    ("augment", "size"), [("random_resized_crop", 20), ("vgg", 16), ("alexnet", 24)]
-)
-def test_resampling_recipes_match_the_pil_path_in_mean_and_spread(augment, size):
+# Output sides per recipe: a zoom in (vgg), out (alexnet, crop_flip) or either way.
+RECIPE_TEST_SIDES = {"random_resized_crop": 20, "vgg": 16, "alexnet": 24, "crop_flip": 24}
+
+
+@pytest.mark.parametrize("augment", sorted(AUGMENTATIONS))
+def test_each_recipe_in_memory_matches_its_pil_form_in_mean_and_spread(augment):
+    size = RECIPE_TEST_SIDES.get(augment, 32)
     data = dataset_of(position_image().expand(800, 3, 32, 32).contiguous())
     info = DatasetInfo("synthetic", ["a"], size, (0.0,) * 3, (1.0,) * 3)
     images = {}

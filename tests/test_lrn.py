@@ -1,16 +1,22 @@
-"""The hand-written local response normalisation must match PyTorch's, values and gradients."""
+"""The hand-written local response normalisation must match PyTorch's, values and gradients
+(here with its fast path winning every trial; tests/test_kernels.py covers the choice)."""
 
 import pytest
 import torch
 from torch import nn
 
-from classicnets.models import lrn as lrn_module
-from classicnets.models.lrn import (
+from classicnets.kernels import lrn as lrn_module
+from classicnets.kernels.lrn import (
     LocalResponseNorm,
     batch_slices,
     channel_window_sum,
     negative_power,
 )
+
+
+@pytest.fixture(autouse=True)
+def sliced_path_wins(monkeypatch: pytest.MonkeyPatch, trials_where) -> None:
+    monkeypatch.setattr(LocalResponseNorm, "kernel_trials", trials_where("fast"), raising=False)
 
 
 @pytest.mark.parametrize(

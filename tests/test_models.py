@@ -15,7 +15,7 @@ from classicnets.models import (
     list_models,
     model_info,
 )
-from classicnets.models.blocks import AdaptiveAvgPool2d, Dropout, paper_lrn
+from classicnets.models.blocks import paper_lrn
 from classicnets.registry import UnknownNameError
 
 # Exact parameter counts at 1000 classes (10 for the _cifar models).
@@ -383,36 +383,6 @@ def test_model_info() -> None:
         "init",
     )
     assert model_info("vgg16_bn_cifar").num_classes == 10
-
-
-def test_dropout_keeps_each_unit_with_probability_one_minus_p_and_rescales() -> None:
-    torch.manual_seed(0)
-    layer = Dropout(0.3)
-    x = torch.ones(200, 500, requires_grad=True)
-    out = layer(x)
-    kept = out != 0
-    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.01)
-    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.7))
-    out.sum().backward()
-    assert x.grad is not None
-    torch.testing.assert_close(x.grad, kept.float() / 0.7)  # gradient flows through kept units
-    assert torch.equal(layer.eval()(x), x)  # testing uses the weights as they are
-    assert torch.equal(Dropout(0.0).train()(x), x)
-    assert not Dropout(1.0).train()(x).any()
-
-
-@pytest.mark.parametrize(
-    ("size", "shape"), [(4, (2, 3, 4, 4)), ((4, 2), (2, 3, 4, 2)), ((None, 2), (2, 3, 5, 2))]
-)
-def test_adaptive_pool_passes_maps_of_its_size_through_and_pools_others(
-    size: int | tuple[int | None, int], shape: tuple[int, ...]
-) -> None:
-    ours, torchs = AdaptiveAvgPool2d(size), nn.AdaptiveAvgPool2d(size)
-    x = torch.randn(*shape)
-    assert ours(x) is x
-    torch.testing.assert_close(ours(x), torchs(x))
-    bigger = torch.randn(2, 3, 9, 7)
-    torch.testing.assert_close(ours(bigger), torchs(bigger))
 
 
 def test_lrn_alpha_pytorch_is_nn_local_response_norm_as_ports_call_it() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import classicnets
+from classicnets import allocator
 from classicnets.cli import main
 from classicnets.config import load_config
 from classicnets.errors import UserError
@@ -53,7 +53,7 @@ def test_cli_smoke_run_writes_the_run_folder(
         assert summary[key] is not None, key
     env = json.loads((run_dir / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
-    assert env["malloc"] == classicnets.MALLOC and env["thp_mem_alloc"] is not None
+    assert env["malloc"] == allocator.malloc_setting() and env["thp_mem_alloc"] is not None
     checkpoint = torch.load(run_dir / "checkpoints/last.pt", weights_only=False)
     assert checkpoint["config"]["model"]["name"] == "convnet4_cifar"
     out = capsys.readouterr().out

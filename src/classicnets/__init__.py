@@ -4,17 +4,11 @@ with ResNet-18 and GoogLeNet for comparison; training, evaluation, ablations and
 The Python API (docs/api.md): build_model, load_config, train -> Run, load_run, compare.
 """
 
-# Huge pages and reuse of freed memory for CPU tensors (allocator.py), set before anything
-# imports torch: PyTorch reads THP_MEM_ALLOC_ENABLE at its first allocation.
-from classicnets import allocator
-
-MALLOC = allocator.configure()
-
 __version__ = "0.1.0"
 
 # Bound last: `train` the function must win over the classicnets.train package, which the
 # api module has already imported (a package import binds its name only the first time).
-from classicnets.api import (  # noqa: E402
+from classicnets.api import (
     Comparison,
     Prediction,
     Report,

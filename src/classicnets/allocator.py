@@ -1,4 +1,6 @@
-"""CPU memory settings that make training steps faster, applied when classicnets is imported.
+"""CPU memory settings that make training steps faster, applied by `configure()`: the CLI calls
+it first thing, and a library user may call it before their first tensor. Importing classicnets
+changes nothing.
 
 PyTorch has no caching allocator on the CPU: every activation and gradient of a step is a
 fresh malloc, and glibc serves blocks over 32 MB with a new mmap that the kernel must fault in
@@ -7,8 +9,7 @@ that way, even with huge pages. Two settings remove that cost (benchmarks/RESULT
 
 - THP_MEM_ALLOC_ENABLE=1: PyTorch backs tensors over 2 MB with transparent huge pages, so a
   fresh 50 MB activation costs 25 faults instead of 12,800. It is read at torch's first
-  allocation, so it only acts when classicnets is imported before torch (the CLI, the
-  benchmarks).
+  allocation, so it only acts when `configure()` runs before that.
 - glibc malloc keeps freed blocks (no mmap for large blocks, no trimming of the heap's top),
   so the next step reuses last step's memory with no faults: what PyTorch's CUDA caching
   allocator does on a GPU. The process then keeps its peak memory until it exits. Reuse
@@ -51,7 +52,18 @@ def keep_freed_memory() -> str:
     return "keep freed memory (M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB)"
 
 
+# What configure() did to this process's malloc, for env.json: process state, recorded once.
+_applied: dict[str, str] = {}
+
+
 def configure() -> str:
-    """Apply both settings; the malloc one's description goes into env.json."""
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    return keep_freed_memory()
+    """Apply both settings (once per process); says what was done to malloc."""
+    if "malloc" not in _applied:
+        os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+        _applied["malloc"] = keep_freed_memory()
+    return _applied["malloc"]
+
+
+def malloc_setting() -> str:
+    """What configure() did to malloc in this process, or that it was not called."""
+    return _applied.get("malloc", "system (classicnets.allocator.configure() not called)")

@@ -230,6 +230,8 @@ class TrainConfig:
     deterministic: bool = False
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: native bf16 (precision.py)
     channels_last: Literal["auto", "yes", "no"] = "auto"  # auto: on (CUDA and CPU)
+    # auto: each fast layer (kernels/) where it measured faster here; torch: torch's modules
+    kernels: Literal["auto", "torch"] = "auto"
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     label_smoothing: float = 0.0

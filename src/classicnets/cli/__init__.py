@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import classicnets
+from classicnets import allocator
 from classicnets.cli import data, experiments, export, models, reports, training, zoo
 from classicnets.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
 
@@ -53,6 +54,7 @@ def _is_override(item: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allocator.configure()  # before the first tensor: torch reads THP_MEM_ALLOC_ENABLE once
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `train` takes KEY=VALUE overrides anywhere on the line, also after its options.

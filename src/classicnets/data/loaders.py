@@ -21,6 +21,7 @@ from classicnets.data.datasets import (
     TensorImageDataset,
 )
 from classicnets.data.memory_loader import WHOLE, MemoryLoader, Shard
+from classicnets.data.recipes import train_transform
 from classicnets.data.stats import lighting_components
 from classicnets.data.stream_loader import SeededTransformDataset, StreamLoader
 from classicnets.data.transforms import (
@@ -30,7 +31,6 @@ from classicnets.data.transforms import (
     ToRGB,
     eval_transform_for,
     resolve_recipe,
-    train_transform,
 )
 from classicnets.errors import UserError
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from classicnets.data import batch_transforms as bt
+from classicnets.data.recipes import batched_train_crop
 from classicnets.data.seeds import generator_for
 from classicnets.data.transforms import Recipe, TestTimeViews
 
@@ -122,24 +123,10 @@ class MemoryLoader:
         a data-parallel rank gets exactly the augmentation one process would give those rows
         (the cost: each rank crops the whole global batch, a small share of a training step).
         """
-        recipe, crop = self.recipe, self.recipe.crop_size
+        recipe = self.recipe
         draws = torch.rand(len(images), generator=generator) if recipe.flip else None
         flip = None if draws is None else draws < recipe.flip_probability
-        x: Tensor
-        if recipe.augment == "crop_flip":
-            x = bt.resize_square(images, crop)
-            x = bt.random_crop(x, crop, recipe.padding, generator, flip)
-        elif recipe.augment == "alexnet":
-            x = bt.random_crop(bt.resize_square(images, recipe.resize), crop, 0, generator, flip)
-        else:
-            if recipe.augment in ("none", "flip"):
-                x = bt.resize_square(images, crop)  # index_select made a copy: safe to flip
-            elif recipe.augment == "vgg":
-                x = bt.random_scale_crop(images, crop, recipe.scale_range, generator)
-            else:
-                x = bt.random_resized_crop(images, crop, generator)
-            if flip is not None:
-                x = bt.flip_some(x, flip)
+        x = batched_train_crop(images, recipe, generator, flip)
         shift = None
         if self.lighting is not None:
             shift = bt.lighting_shift(len(x), *self.lighting, generator)[keep]

@@ -1,7 +1,8 @@
 """Augmentation recipes, resolved to sizes once (`Recipe`), and their torchvision (PIL) form.
 
-The in-memory loader (memory_loader.py) implements the same recipes batched on tensors; the
-two are kept equal in distribution by tests/test_data_loaders.py.
+Each recipe's training crop, in its PIL form and its batched form (batch_transforms.py, used by
+the in-memory loader), is one entry of recipes.py's table; tests/test_data_loaders.py checks
+that the two forms of every entry draw the same distribution.
 
 Recipes (sizes are for a 224 crop and scale with data.image_size; 227 keeps the 256 of 224):
 - none: resize to the model's side.
@@ -141,39 +142,11 @@ class ViewStack:
         return torch.stack([x, x.flip(-1)])
 
 
-def _to_normalised(info: DatasetInfo, lighting: PCALighting | None = None) -> v2.Compose:
+def to_normalised(info: DatasetInfo, lighting: PCALighting | None = None) -> v2.Compose:
     steps: list[Callable[[Any], Any]] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     if lighting is not None:
         steps.append(lighting)
     steps += [v2.Normalize(list(info.mean), list(info.std)), v2.ToPureTensor()]
-    return v2.Compose(steps)
-
-
-def train_transform(
-    recipe: Recipe, info: DatasetInfo, lighting: PCALighting | None = None
-) -> v2.Compose:
-    """PIL image -> augmented, normalised (3, crop, crop) tensor."""
-    crop = recipe.crop_size
-    steps: list[Callable[[Any], Any]] = [ToRGB()]
-    if recipe.augment in ("none", "flip", "crop_flip"):
-        steps += [v2.Resize(crop), v2.CenterCrop(crop)]
-        if recipe.augment == "crop_flip":
-            # He et al. 2016 §4.2 (CIFAR): zero-pad 4 pixels per side, random 32x32 crop
-            steps.append(v2.RandomCrop(crop, padding=recipe.padding))
-    elif recipe.augment == "alexnet":
-        # AlexNet §2: shorter side to 256, central 256x256 patch; §4.1: random 224 patches
-        steps += [v2.Resize(recipe.resize), v2.CenterCrop(recipe.resize), v2.RandomCrop(crop)]
-    elif recipe.augment == "vgg":
-        # VGG §3.1: isotropically rescaled to S in [S_min, S_max], then a random 224 crop
-        low, high = recipe.scale_range
-        steps += [v2.RandomShortestSize(list(range(low, high + 1))), v2.RandomCrop(crop)]
-    else:
-        # GoogLeNet §6 as torchvision implements it (the seed recipes' RandomResizedCrop)
-        steps.append(v2.RandomResizedCrop(crop, scale=RRC_SCALE, ratio=RRC_RATIO))
-    if recipe.flip:
-        # AlexNet §4.1 "horizontal reflections"
-        steps.append(v2.RandomHorizontalFlip(p=recipe.flip_probability))
-    steps.append(_to_normalised(info, lighting))
     return v2.Compose(steps)
 
 
@@ -184,11 +157,11 @@ def eval_transform_for(recipe: Recipe, info: DatasetInfo, views: TestTimeViews) 
         steps.append(v2.CenterCrop(recipe.resize))
         if recipe.padding:
             steps.append(v2.Pad(recipe.padding))  # crop_flip: the corners of the padded image
-        steps.append(ViewStack(views, recipe.crop_size, _to_normalised(info)))
+        steps.append(ViewStack(views, recipe.crop_size, to_normalised(info)))
         return v2.Compose(steps)
     steps.append(v2.CenterCrop(recipe.crop_size))
     steps.append(
-        _to_normalised(info) if views == "none" else ViewStack(views, 0, _to_normalised(info))
+        to_normalised(info) if views == "none" else ViewStack(views, 0, to_normalised(info))
     )
     return v2.Compose(steps)
 

@@ -11,11 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from classicnets.kernels import AdaptiveAvgPool2d, Conv2d, Dropout
 from classicnets.models.alexnet_columns import TwoColumnAlexNet, split_columns
 from classicnets.models.blocks import (
     Activation,
-    AdaptiveAvgPool2d,
-    Dropout,
     DropoutPosition,
     InitScheme,
     LrnAlpha,
@@ -28,7 +27,6 @@ from classicnets.models.blocks import (
     paper_lrn,
 )
 from classicnets.models.catalog import Variant, register_variants
-from classicnets.models.conv import Conv2d
 
 __all__ = ["TWO_COLUMN_MODELS", "AlexNet", "TwoColumnAlexNet", "split_columns"]
 

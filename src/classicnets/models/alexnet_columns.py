@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from classicnets.errors import UserError
-from classicnets.models.conv import Conv2d
-from classicnets.models.lrn import LocalResponseNorm
+from classicnets.kernels import Conv2d, LocalResponseNorm
 
 # §3.2: the two columns, one per GPU. "The GPUs communicate only in certain layers": conv3
 # and the fully connected layers take input from both columns; conv2, conv4 and conv5 only

@@ -2,11 +2,10 @@
 the local response normalisation of Krizhevsky et al. 2012 (§3.3), the activation and norm
 knobs, and the init schemes the papers and torchvision use."""
 
-import torch
 from torch import nn
 
 from classicnets.config import Activation, DropoutPosition, InitScheme, LrnAlpha, Norm
-from classicnets.models.lrn import LocalResponseNorm
+from classicnets.kernels import LocalResponseNorm
 
 __all__ = ["Activation", "DropoutPosition", "InitScheme", "LrnAlpha", "Norm"]
 
@@ -24,35 +23,6 @@ def paper_lrn(groups: int = 1, lrn_alpha: LrnAlpha = "paper") -> LocalResponseNo
     # PyTorch divides alpha by n inside the sum, so pass n * alpha to get the paper's formula.
     alpha = LRN_SIZE * LRN_ALPHA if lrn_alpha == "paper" else LRN_ALPHA
     return LocalResponseNorm(size=LRN_SIZE, alpha=alpha, beta=LRN_BETA, k=LRN_K, groups=groups)
-
-
-class Dropout(nn.Dropout):
-    """nn.Dropout (AlexNet §4.2; inverted: kept units are scaled by 1 / (1 - p) in training, so
-    testing uses the weights as they are) with the mask drawn by torch.rand on the CPU: 3.6x
-    faster there than PyTorch's bernoulli_ (2.3 vs 8.3 ms at (128, 4096), 2 threads). The same
-    units are kept with the same probability; only the random stream differs. Other devices,
-    and the in-place form, use nn.Dropout itself."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.inplace or input.device.type != "cpu" or not 0 < self.p < 1:
-            return super().forward(input)
-        keep = torch.rand_like(input) >= self.p
-        return input * keep.to(input.dtype).mul_(1.0 / (1.0 - self.p))
-
-
-class AdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
-    """nn.AdaptiveAvgPool2d that passes maps already at the output size through untouched, as
-    it would compute them (a mean over 1x1 windows), without the two copies forward and back:
-    at the native input sizes the models' pools are identities kept to let other sizes in."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        size = self.output_size
-        target = (size, size) if isinstance(size, int) else size  # None: keep that side
-        if target is not None and all(
-            want in (None, have) for want, have in zip(target, input.shape[-2:], strict=True)
-        ):
-            return input
-        return super().forward(input)
 
 
 def activation_layer(activation: Activation) -> nn.Module:

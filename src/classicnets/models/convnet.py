@@ -7,9 +7,9 @@ fully connected layer."""
 import torch
 from torch import nn
 
+from classicnets.kernels import AdaptiveAvgPool2d, Conv2d
 from classicnets.models.blocks import (
     Activation,
-    AdaptiveAvgPool2d,
     InitScheme,
     Norm,
     activation_layer,
@@ -20,7 +20,6 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import MODELS
-from classicnets.models.conv import Conv2d
 
 # layers-18pct.cfg: three 5x5 pad-2 convs (32, 32, 64 maps); pools max, avg, avg; fc 10.
 CONV_WIDTHS = (32, 32, 64)

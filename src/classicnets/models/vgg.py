@@ -8,9 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from classicnets.kernels import AdaptiveAvgPool2d, Conv2d, Dropout
 from classicnets.models.blocks import (
-    AdaptiveAvgPool2d,
-    Dropout,
     DropoutPosition,
     InitScheme,
     Norm,
@@ -23,7 +22,6 @@ from classicnets.models.blocks import (
     weighted_layers,
 )
 from classicnets.models.catalog import Variant, register_variants
-from classicnets.models.conv import Conv2d
 
 # VGG Table 1. Each entry: (width, *kernel_sizes); every stage ends with a 2x2 max-pool (§2.1).
 VGG_TABLE_1: dict[str, tuple[tuple[int, ...], ...]] = {

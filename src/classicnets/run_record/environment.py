@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-import classicnets
+from classicnets import allocator
 from classicnets.run_record.records import Environment
 
 
@@ -59,7 +59,7 @@ def collect_environment(
         precision=precision,
         cpu_threads=torch.get_num_threads(),
         thp_mem_alloc=os.environ.get("THP_MEM_ALLOC_ENABLE"),
-        malloc=classicnets.MALLOC,
+        malloc=allocator.malloc_setting(),
         hostname=socket.gethostname(),
         platform=platform.platform(),
         started=datetime.now().isoformat(timespec="seconds"),

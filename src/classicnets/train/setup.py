@@ -14,6 +14,7 @@ from classicnets.config import RunConfig
 from classicnets.data import DATASETS, DatasetInfo, DataSplits, Loader, build_loader, build_splits
 from classicnets.device import pick_device
 from classicnets.errors import UserError
+from classicnets.kernels import use_kernels
 from classicnets.models.build import build_model_for, check_model_config, load_state_strict
 from classicnets.models.summary import summarize
 from classicnets.precision import Precision, pick_precision
@@ -123,6 +124,7 @@ def build_run_parts(
         module.to(device)
     if precision.channels_last:
         module.to(memory_format=torch.channels_last)
+    use_kernels(module, cfg.kernels, device)
     data = build_run_data(config, splits, device, ctx)
     optimizer = build_optimizer(module, config.optim)
     optimization = Optimization(

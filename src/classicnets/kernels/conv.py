@@ -9,7 +9,10 @@ dL/dW = grad_out^T @ patches, one GEMM with K = batch x output pixels, which ran
 of the matmul rate on the same layers (benchmarks/conv_weight_grad.py, benchmarks/RESULTS.md).
 In channels_last memory the patch matrix is a strided view of the zero-padded input, copied once,
 and the product comes out in the weight's own channels_last order. Forward and input gradient
-stay with oneDNN; everything else falls back to `nn.Conv2d` unchanged.
+stay with oneDNN; everything else falls back to `nn.Conv2d` unchanged. Which of the two weight
+gradients a layer uses is measured per layer shape on the machine that runs (kernels/choice.py):
+on an AMD EPYC Zen 5 and an Intel Xeon with AMX oneDNN's was ahead on most layers, on the
+earlier AVX2 EPYC the GEMM on most layers with 200k weights or more.
 """
 
 from typing import Any
@@ -18,16 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Layers with fewer weights keep oneDNN's kernel: the GEMM's output is the weight gradient, and
-# below about 200k elements it is too small for the GEMM to reach its rate. Measured with
-# benchmarks/conv_weight_grad.py (AMD EPYC, AVX2, 2 threads, batch 128): 128 -> 128 maps 3x3
-# (147k weights) at 16x16 ran at 0.68 of the matmul rate as a GEMM and 0.72 in oneDNN,
-# 96 -> 256 (221k) at 0.84 and 0.72.
-MIN_WEIGHTS = 200_000
-# ... and on maps of up to 16x16 pixels, where it was measured faster (the CIFAR nets' layers
-# after the first pool). At ImageNet sizes (VGG-16 at 224, 28x28 and 56x56 maps) the two were
-# even or oneDNN ahead.
-MAX_MAP_PIXELS = 256
+from classicnets.kernels.choice import chosen_forward
+
 # Elements of one chunk's patch matrix (16 MB of float32): the batch is unfolded a few images
 # at a time, so a large batch never holds the whole patch matrix (9x its input for 3x3).
 CHUNK_ELEMENTS = 2**22
@@ -131,17 +126,21 @@ class _Conv2dFn(torch.autograd.Function):
 
 class Conv2d(nn.Conv2d):
     """nn.Conv2d, same arguments, parameters and outputs; when training on the CPU with
-    channels_last input, its weight gradient is the GEMM above (tested against nn.Conv2d's)."""
+    channels_last input, its weight gradient is the GEMM above (tested against nn.Conv2d's)
+    where that measured faster."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self._gemm_weight_grad(input):
+        if not self.gemm_applies(input):
             return super().forward(input)
+        return chosen_forward(self, input, self.gemm_forward, super().forward)
+
+    def gemm_forward(self, input: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = _Conv2dFn.apply(
             input, self.weight, self.bias, self.stride, self.padding, self.dilation
         )
         return out
 
-    def _gemm_weight_grad(self, input: torch.Tensor) -> bool:
+    def gemm_applies(self, input: torch.Tensor) -> bool:
         return (
             torch.is_grad_enabled()
             and self.weight.requires_grad
@@ -153,8 +152,6 @@ class Conv2d(nn.Conv2d):
             and self.groups == 1
             and self.padding_mode == "zeros"
             and isinstance(self.padding, tuple)  # not "same" / "valid"
-            and self.weight.numel() >= MIN_WEIGHTS
-            and input.shape[2] * input.shape[3] <= MAX_MAP_PIXELS
             and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
         )

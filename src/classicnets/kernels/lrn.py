@@ -15,7 +15,10 @@ where the second sum runs over the window reversed (the same window when n is od
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from classicnets.kernels.choice import chosen_forward
 
 # Elements per batch slice on the CPU: 2 MB of float32, which stays in the cache (L2 0.5 to 2 MB
 # per core, L3 shared) through all the steps on it. Forward + backward at (128, 96, 32, 32), 2
@@ -119,7 +122,8 @@ class _LocalResponseNormFn(torch.autograd.Function):
 
 
 class LocalResponseNorm(nn.LocalResponseNorm):
-    """`nn.LocalResponseNorm` with the same arguments and outputs, and a faster gradient.
+    """`nn.LocalResponseNorm` with the same arguments and outputs, and a faster gradient where it
+    measured faster (kernels/choice.py).
 
     `groups` > 1 normalises each group of maps on its own: AlexNet's two GPUs each summed over
     their own maps only (§3.2, §3.3), which a grouped single-device model must copy.
@@ -137,11 +141,25 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         if input.dim() != 4 or input.numel() == 0:
             if self.groups != 1:
                 raise ValueError("grouped local response normalisation needs (N, C, H, W) input")
-            return super().forward(input)
+            return self.torch_forward(input)
+        return chosen_forward(self, input, self.sliced_forward, self.torch_forward)
+
+    def sliced_forward(self, input: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = _LocalResponseNormFn.apply(
             input, self.size, self.alpha, self.beta, self.k, self.groups
         )
         return out
+
+    def torch_forward(self, input: torch.Tensor) -> torch.Tensor:
+        """nn.LocalResponseNorm's computation, one group of maps at a time; in float32 for
+        bf16 and fp16 on the CPU, where its avg_pool3d has no kernel for them (torch 2.14)."""
+        if input.device.type == "cpu" and input.dtype in (torch.bfloat16, torch.float16):
+            return self.torch_forward(input.float()).to(input.dtype)
+        if self.groups == 1:
+            return super().forward(input)
+        parts = input.chunk(self.groups, dim=1)
+        size, alpha, beta, k = self.size, self.alpha, self.beta, self.k
+        return torch.cat([F.local_response_norm(p, size, alpha, beta, k) for p in parts], dim=1)
 
     def extra_repr(self) -> str:
         groups = f", groups={self.groups}" if self.groups > 1 else ""
