@@ -61,31 +61,39 @@ def native_precisions(device: torch.device) -> list[str]:
     return ["fp32"] if amp == "off" else ["fp32", amp]
 
 
-def kernel_rates(device: torch.device, seconds: float = 1.0) -> list[KernelRate]:
+def kernel_rates(
+    device: torch.device,
+    seconds: float = 1.0,
+    precisions: list[str] | None = None,
+    shrink: int = 1,
+) -> list[KernelRate]:
+    """Each kernel's rate in each precision (default: the native ones, native_precisions);
+    `shrink` divides the sizes (for smoke tests only: small kernels are far from the peak)."""
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    side, maps = MATMUL_SIDE // shrink, CONV_MAPS // shrink
     rates = []
-    for precision in native_precisions(device):
+    for precision in precisions or native_precisions(device):
         dtype = dtypes[precision]
-        a = torch.randn(MATMUL_SIDE, MATMUL_SIDE, device=device, dtype=dtype)
-        b = torch.randn(MATMUL_SIDE, MATMUL_SIDE, device=device, dtype=dtype)
+        a = torch.randn(side, side, device=device, dtype=dtype)
+        b = torch.randn(side, side, device=device, dtype=dtype)
         library = (
             "cuBLAS" if device.type == "cuda" else ("MKL" if precision == "fp32" else "oneDNN")
         )
         rates.append(
             KernelRate(
                 precision,
-                f"{library} matmul {MATMUL_SIDE}^3",
-                rate(lambda a=a, b=b: a @ b, 2.0 * MATMUL_SIDE**3, device, seconds),
+                f"{library} matmul {side}^3",
+                rate(lambda a=a, b=b: a @ b, 2.0 * side**3, device, seconds),
             )
         )
         conv_library = "cuDNN" if device.type == "cuda" else "oneDNN"
-        x = torch.randn(CONV_BATCH, CONV_MAPS, CONV_SIDE, CONV_SIDE, device=device, dtype=dtype)
+        x = torch.randn(CONV_BATCH, maps, CONV_SIDE, CONV_SIDE, device=device, dtype=dtype)
         x = x.contiguous(memory_format=torch.channels_last)
         for kernel in (3, 1):
-            w = torch.randn(CONV_MAPS, CONV_MAPS, kernel, kernel, device=device, dtype=dtype)
+            w = torch.randn(maps, maps, kernel, kernel, device=device, dtype=dtype)
             w = w.contiguous(memory_format=torch.channels_last)
-            flop = 2.0 * CONV_BATCH * CONV_SIDE**2 * CONV_MAPS**2 * kernel**2
-            name = f"{conv_library} conv {kernel}x{kernel} {CONV_MAPS}->{CONV_MAPS} @ {CONV_SIDE}"
+            flop = 2.0 * CONV_BATCH * CONV_SIDE**2 * maps**2 * kernel**2
+            name = f"{conv_library} conv {kernel}x{kernel} {maps}->{maps} @ {CONV_SIDE}"
             run = lambda x=x, w=w, p=kernel // 2: F.conv2d(x, w, padding=p)  # noqa: E731
             rates.append(KernelRate(precision, name, rate(run, flop, device, seconds)))
     return rates

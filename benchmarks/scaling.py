@@ -1,6 +1,6 @@
 """How classicnets training scales with batch size and with data-set size.
 
-batch  For each batch size, one throughput.py process (modes matmul, compute, pipeline):
+batch  For each batch size, one throughput.py process (modes peak, compute, pipeline):
        images/s of the compute-only step and of the real pipeline, compute efficiency (b / a,
        load-independent) and the process's peak resident memory. Separate processes, so each
        peak memory belongs to one batch size; their absolute images/s come from different
@@ -66,7 +66,7 @@ def batch_sweep(
                 "--batch-size",
                 str(batch_size),
                 "--modes",
-                "matmul,compute,pipeline",
+                "peak,compute,pipeline",
                 "--json",
                 str(out),
                 *extra,
@@ -86,24 +86,24 @@ def batch_row(batch_size: int, result: dict[str, Any]) -> dict[str, Any]:
     return {
         "batch_size": batch_size,
         "threads": result["machine"]["torch_threads"],
-        "matmul_gflops": medians["matmul_gflops"],
+        "peak_gflops": medians["peak_gflops"],
         "compute_images_per_second": medians["compute"],
         "pipeline_images_per_second": medians["pipeline"],
         "compute_efficiency": ratios["compute_efficiency"],
-        "pipeline_efficiency": ratios["pipeline_efficiency"],
+        "pipeline_efficiency": ratios["pipeline_over_compute"],
         "peak_rss_mib": result["memory"]["process_rss_mib"],
     }
 
 
 def batch_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [
-        "| batch | threads | matmul GFLOP/s | compute img/s | pipeline img/s | compute eff. "
+        "| batch | threads | peak GFLOP/s | compute img/s | pipeline img/s | compute eff. "
         "| pipeline eff. | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['batch_size']} | {r['threads']} | {r['matmul_gflops']:.1f} "
+            f"| {r['batch_size']} | {r['threads']} | {r['peak_gflops']:.1f} "
             f"| {r['compute_images_per_second']:.1f} | {r['pipeline_images_per_second']:.1f} "
             f"| {r['compute_efficiency']:.2f} | {r['pipeline_efficiency']:.2f} "
             f"| {r['peak_rss_mib']:.0f} |"

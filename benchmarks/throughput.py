@@ -1,11 +1,12 @@
-"""Training throughput of classicnets next to the machine's matmul rate and a tutorial pipeline.
+"""Training throughput of classicnets next to the machine's measured peak and two baselines.
 
 One process, one model, one batch size. The modes run interleaved in rounds (each round runs
 every mode for a few steps, in an order rotated from round to round), so they share the
 machine's load at that moment; each ratio is the median over rounds of the ratio measured
 within a round.
 
-  matmul    (a) fp32 matmul GFLOP/s at this process's torch thread count
+  peak      (a) the machine's peak GFLOP/s for the precision in use: the fastest of a large
+                matmul and large 3x3 and 1x1 convolutions in it (benchmarks/peak.py)
   compute   (b) training steps on one batch already in memory (no loader, no augmentation):
                 images/s, and GFLOP/s from torch.utils.flop_counter.FlopCounterMode on one
                 training step (forward + backward)
@@ -14,11 +15,16 @@ within a round.
   seed      (d) the popular tutorial pipeline: a torchvision-style Dataset with per-image PIL
                 transforms, DataLoader(num_workers=2), a plain loop, contiguous tensors, and
                 the model as a tutorial writes it: torch's nn.LocalResponseNorm, nn.Dropout and
-                nn.AdaptiveAvgPool2d where classicnets has faster ones (models/lrn.py,
-                models/blocks.py); the same model otherwise
+                nn.AdaptiveAvgPool2d where classicnets has faster ones (kernels/); the
+                same model otherwise
+  stock     (g) stock PyTorch best practice (stock_train_steps): the same net of torch's own
+                modules, channels_last, uint8 images in memory with a batched crop and flip,
+                bf16 autocast where the hardware runs it natively
   eval      (e) evaluation images/s: classicnets.evaluate next to the tutorial's no_grad loop
   layout        compute-only steps of two model copies, contiguous and channels_last
   (f) peak resident memory of this process and of its DataLoader workers
+
+Efficiency is counted GFLOP/s (FlopCounterMode) over the peak of the precision in use.
 
     .venv/bin/python benchmarks/throughput.py --model vgg16_bn_cifar --batch-size 128
 """
@@ -54,15 +60,19 @@ from classicnets import allocator
 from classicnets.config import RunConfig, load_config
 from classicnets.data import TensorImageDataset, build_loader
 from classicnets.evaluate.loop import evaluate
-from classicnets.kernels import AdaptiveAvgPool2d, Conv2d, Dropout, LocalResponseNorm
-from classicnets.models import build_model
+from classicnets.kernels import use_kernels
+from classicnets.models import build_model, model_info
+from classicnets.precision import auto_amp
 from classicnets.run_record import cpu_name
 from classicnets.train.loop import EpochControl, train_one_epoch
 from classicnets.train.optim import current_lr
 from classicnets.train.setup import RunParts, build_run_parts
 from classicnets.train.state import EpochSums, StopFlag, TrainState
 
-MODES = ("matmul", "compute", "pipeline", "seed", "eval", "layout")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peak
+
+MODES = ("peak", "compute", "pipeline", "seed", "stock", "eval", "layout")
 MATMUL_SIZE = 2048
 CIFAR_ROOT = "/work/shared/data"
 
@@ -83,6 +93,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
     return {
         "date": datetime.date.today().isoformat(),
         "cpu": cpu_name(),
+        "cpu_flags": peak.cpu_flags(),
         "cores": os.cpu_count(),
         "gpu": gpu,
         "torch": torch.__version__,
@@ -200,7 +211,7 @@ def pipeline_config(
         else [
             "data.name=synthetic",
             "data.num_classes=10",
-            "data.synthetic_size=32",
+            f"data.synthetic_size={model_info(model).input_size[-1]}",
             f"data.synthetic_count={images}",
         ]
     )
@@ -242,9 +253,11 @@ def tutorial_loader(
     workers: int,
     train: bool,
 ) -> DataLoader[tuple[Tensor, int]]:
-    augment = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
+    side = dataset.images.shape[-1]
+    crop = [T.RandomCrop(side, padding=side // 8), T.RandomHorizontalFlip()]  # CIFAR: 32, pad 4
+    augment = crop if train else []
     transform = T.Compose([*augment, T.ToTensor(), T.Normalize(mean, std)])
-    images = dataset.images.permute(0, 2, 3, 1).contiguous().numpy()  # (N, 32, 32, 3)
+    images = dataset.images.permute(0, 2, 3, 1).contiguous().numpy()  # (N, side, side, 3)
     return DataLoader(
         TutorialCifar(images, dataset.targets.tolist(), transform),
         batch_size=batch_size,
@@ -289,6 +302,72 @@ def tutorial_eval_batches(
     return correct
 
 
+# --- (g) stock PyTorch best practice ---------------------------------------------------------
+
+
+def stock_train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    targets: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    steps: int,
+    batch_size: int,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """What an expert writes without classicnets: uint8 images already on the device, one
+    batched random crop (pad side/8) and flip, channels_last, autocast, set_to_none."""
+    model.train()
+    count, side = len(images), images.shape[-1]
+    pad = side // 8
+    steps_range = torch.arange(side, device=images.device)
+    for _ in range(steps):
+        index = torch.randint(0, count, (batch_size,), device=images.device)
+        x = F.pad(images[index], (pad, pad, pad, pad))
+        top, left = torch.randint(0, 2 * pad + 1, (2, batch_size, 1), device=images.device)
+        rows, cols = (top + steps_range)[:, None, :, None], (left + steps_range)[:, None, None, :]
+        batch = torch.arange(batch_size, device=images.device)[:, None, None, None]
+        x = x[batch, torch.arange(3, device=images.device)[None, :, None, None], rows, cols]
+        flip = torch.rand(batch_size, device=images.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(images.device.type, amp_dtype, enabled=amp_dtype is not None):
+            loss = F.cross_entropy(model(x), targets[index])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _stock_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str, float]]:
+    """The same net of torch's own modules, trained by stock_train_steps."""
+    device, info = parts.precision.device, parts.info
+    amp = auto_amp(device)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    model = tutorial_model(settings.model, len(info.classes))
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    images = parts.splits.train.images.to(device)
+    targets = parts.splits.train.targets.to(device)
+    mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255
+
+    def run(steps: int) -> None:
+        stock_train_steps(
+            model, optimizer, images, targets, mean, std, steps, settings.batch_size, amp_dtype
+        )
+
+    def measure() -> dict[str, float]:
+        run(1)  # untimed
+        return {
+            "stock": settings.batch_size
+            * settings.steps
+            / _timed(device, lambda: run(settings.steps), 1)
+        }
+
+    return measure
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -305,8 +384,8 @@ class Settings:
     images: int = 0  # 0 = enough for the steps
     modes: tuple[str, ...] = MODES
     overrides: tuple[str, ...] = ()
-    matmul_seconds: float = 1.0
-    matmul_size: int = MATMUL_SIZE
+    peak_seconds: float = 0.3  # per peak kernel and round
+    peak_shrink: int = 1  # smoke tests only: smaller peak kernels
 
 
 @dataclass
@@ -325,9 +404,11 @@ class Result:
 def median_ratios(rounds: Sequence[dict[str, float]]) -> dict[str, float]:
     """Each ratio, within every round that measured both sides, then the median over rounds."""
     pairs = {
-        "compute_efficiency": ("compute_gflops", "matmul_gflops"),  # b / a
-        "pipeline_efficiency": ("pipeline", "compute"),  # c / b
+        "compute_efficiency": ("compute_gflops", "peak_gflops"),  # b / a
+        "pipeline_efficiency_of_peak": ("pipeline_gflops", "peak_gflops"),  # c / a
+        "pipeline_over_compute": ("pipeline", "compute"),  # c / b
         "speedup_over_seed": ("pipeline", "seed"),  # c / d
+        "speedup_over_stock": ("pipeline", "stock"),  # c / g
         "eval_speedup_over_seed": ("eval", "seed_eval"),  # e: ours / tutorial
         "channels_last_over_contiguous": ("channels_last", "contiguous"),
     }
@@ -359,10 +440,14 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
     flops = training_step_flops(parts.model.module, x_in, y)
 
     measures: dict[str, Callable[[], dict[str, float]]] = {}
-    if "matmul" in modes:
-        measures["matmul"] = lambda: {
-            "matmul_gflops": matmul_gflops(
-                device, settings.matmul_size, min_seconds=settings.matmul_seconds
+    if "peak" in modes:
+        in_use = [precision.name]
+        measures["peak"] = lambda: {
+            "peak_gflops": max(
+                r.gflops
+                for r in peak.kernel_rates(
+                    device, settings.peak_seconds, in_use, settings.peak_shrink
+                )
             )
         }
     if "compute" in modes:
@@ -384,11 +469,17 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
 
         def measure_pipeline() -> dict[str, float]:
             pipeline.train_seconds(1)  # untimed
-            return {"pipeline": batch * settings.steps / pipeline.train_seconds(settings.steps)}
+            seconds = pipeline.train_seconds(settings.steps)
+            return {
+                "pipeline": batch * settings.steps / seconds,
+                "pipeline_gflops": flops * settings.steps / seconds / 1e9,
+            }
 
         measures["pipeline"] = measure_pipeline
     if "seed" in modes:
         measures["seed"] = _seed_measure(parts, settings)
+    if "stock" in modes:
+        measures["stock"] = _stock_measure(parts, settings)
     if "eval" in modes:
         measures.update(_eval_measures(config, parts, settings))
 
@@ -410,6 +501,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Res
         settings=asdict(settings),
         machine=machine_description(device),
         precision={
+            "name": precision.name,
             "amp_dtype": str(precision.amp_dtype) if precision.amp_dtype else "off",
             "channels_last": precision.channels_last,
         },
@@ -466,35 +558,8 @@ def tutorial_model(name: str, num_classes: int) -> nn.Module:
     """The registry model as a tutorial writes it: torch's nn.Conv2d, nn.LocalResponseNorm,
     nn.Dropout and nn.AdaptiveAvgPool2d layers, not our faster ones."""
     model = build_model(name, num_classes=num_classes)
-    for module in list(model.modules()):
-        for child_name, child in module.named_children():
-            if isinstance(child, LocalResponseNorm):
-                torch_lrn = nn.LocalResponseNorm(child.size, child.alpha, child.beta, child.k)
-                setattr(module, child_name, torch_lrn)
-            elif isinstance(child, Dropout):
-                setattr(module, child_name, nn.Dropout(child.p))
-            elif isinstance(child, AdaptiveAvgPool2d):
-                setattr(module, child_name, nn.AdaptiveAvgPool2d(child.output_size))
-            elif isinstance(child, Conv2d):
-                setattr(module, child_name, torch_conv2d(child))
+    use_kernels(model, "torch", torch.device("cpu"))
     return model
-
-
-def torch_conv2d(conv: Conv2d) -> nn.Conv2d:
-    """An nn.Conv2d with `conv`'s settings and weights."""
-    plain = nn.Conv2d(
-        conv.in_channels,
-        conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
-        groups=conv.groups,
-        bias=conv.bias is not None,
-        padding_mode=conv.padding_mode,
-    )
-    plain.load_state_dict(conv.state_dict())
-    return plain
 
 
 def _seed_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str, float]]:
@@ -587,10 +652,12 @@ def _format_row(row: dict[str, float]) -> str:
 
 
 UNITS = {
-    "matmul_gflops": "GFLOP/s  (a) fp32 matmul",
+    "peak_gflops": "GFLOP/s  (a) peak of the precision in use",
     "compute": "images/s (b) compute only",
     "compute_gflops": "GFLOP/s  (b) compute only",
     "pipeline": "images/s (c) classicnets pipeline",
+    "pipeline_gflops": "GFLOP/s  (c) classicnets pipeline",
+    "stock": "images/s (g) stock PyTorch best practice",
     "seed": "images/s (d) tutorial pipeline",
     "eval": "images/s (e) classicnets evaluate",
     "seed_eval": "images/s (e) tutorial test loop",
@@ -607,6 +674,7 @@ def report_lines(result: Result, command: str) -> list[str]:
         f"torch {machine['torch']}, {machine['torch_threads']} torch threads, "
         f"device {machine['device']}; huge pages THP_MEM_ALLOC_ENABLE="
         f"{machine['thp_mem_alloc']}, malloc: {machine['malloc']}",
+        f"CPU flags: {machine['cpu_flags']}",
         f"model {settings['model']}, batch {settings['batch_size']}, "
         f"{result.flops_per_step / settings['batch_size'] / 1e9:.3f} GFLOP per image per step; "
         f"precision amp={result.precision['amp_dtype']}, "
@@ -639,7 +707,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--workers", type=int, default=2, help="tutorial DataLoader workers")
     parser.add_argument("--data", choices=("synthetic", "cifar10"), default="synthetic")
     parser.add_argument("--images", type=int, default=0, help="training images (0 = enough)")
-    parser.add_argument("--modes", default=",".join(MODES[:5]), help=f"from {','.join(MODES)}")
+    parser.add_argument("--modes", default=",".join(MODES[:6]), help=f"from {','.join(MODES)}")
     parser.add_argument("--set", action="append", default=[], help="config override a.b=value")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--json", type=Path, help="also write the result here")

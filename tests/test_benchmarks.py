@@ -48,8 +48,8 @@ def tiny_settings(throughput: ModuleType, **changes: object) -> object:
         "workers": 0,
         "images": 12,
         "modes": throughput.MODES,
-        "matmul_seconds": 0.0,
-        "matmul_size": 64,
+        "peak_seconds": 0.0,
+        "peak_shrink": 16,
     }
     values.update(changes)
     return throughput.Settings(**values)
@@ -57,26 +57,30 @@ def tiny_settings(throughput: ModuleType, **changes: object) -> object:
 
 def test_median_ratios_take_the_median_of_per_round_ratios(throughput: ModuleType) -> None:
     rounds = [
-        {"matmul_gflops": 10.0, "compute_gflops": 5.0, "compute": 100.0, "pipeline": 90.0},
-        {"matmul_gflops": 20.0, "compute_gflops": 19.0, "compute": 50.0, "pipeline": 50.0},
-        {"matmul_gflops": 10.0, "compute_gflops": 8.0, "compute": 80.0, "pipeline": 20.0},
+        {"peak_gflops": 10.0, "compute_gflops": 5.0, "compute": 100.0, "pipeline": 90.0},
+        {"peak_gflops": 20.0, "compute_gflops": 19.0, "compute": 50.0, "pipeline": 50.0},
+        {"peak_gflops": 10.0, "compute_gflops": 8.0, "compute": 80.0, "pipeline": 20.0},
     ]
     rounds[0]["seed"], rounds[1]["seed"], rounds[2]["seed"] = 45.0, 10.0, 40.0
+    rounds[0]["stock"], rounds[1]["stock"], rounds[2]["stock"] = 90.0, 25.0, 40.0
     ratios = throughput.median_ratios(rounds)
     assert ratios["compute_efficiency"] == pytest.approx(0.8)  # median of 0.5, 0.95, 0.8
-    assert ratios["pipeline_efficiency"] == pytest.approx(0.9)  # median of 0.9, 1.0, 0.25
+    assert ratios["pipeline_over_compute"] == pytest.approx(0.9)  # median of 0.9, 1.0, 0.25
     assert ratios["speedup_over_seed"] == pytest.approx(2.0)  # median of 2.0, 5.0, 0.5
+    assert ratios["speedup_over_stock"] == pytest.approx(1.0)  # median of 1.0, 2.0, 0.5
     assert "eval_speedup_over_seed" not in ratios  # not measured: not reported
 
 
 def test_every_mode_runs_and_gives_positive_rates(throughput: ModuleType) -> None:
     result = throughput.run_benchmark(tiny_settings(throughput), log=lambda _: None)
     expected = {
-        "matmul_gflops",
+        "peak_gflops",
         "compute",
         "compute_gflops",
         "pipeline",
+        "pipeline_gflops",
         "seed",
+        "stock",
         "eval",
         "seed_eval",
         "contiguous",
@@ -93,9 +97,11 @@ def test_every_mode_runs_and_gives_positive_rates(throughput: ModuleType) -> Non
         )
     ratios = result.ratios
     for name, (top, bottom) in {
-        "compute_efficiency": ("compute_gflops", "matmul_gflops"),
-        "pipeline_efficiency": ("pipeline", "compute"),
+        "compute_efficiency": ("compute_gflops", "peak_gflops"),
+        "pipeline_efficiency_of_peak": ("pipeline_gflops", "peak_gflops"),
+        "pipeline_over_compute": ("pipeline", "compute"),
         "speedup_over_seed": ("pipeline", "seed"),
+        "speedup_over_stock": ("pipeline", "stock"),
         "eval_speedup_over_seed": ("eval", "seed_eval"),
         "channels_last_over_contiguous": ("channels_last", "contiguous"),
     }.items():
@@ -109,6 +115,7 @@ def test_every_mode_runs_and_gives_positive_rates(throughput: ModuleType) -> Non
     assert result.memory["process_rss_mib"] > 0
     text = "\n".join(throughput.report_lines(result, "cmd"))
     assert "speedup_over_seed" in text and "convnet4_cifar" in text
+    assert "speedup_over_stock" in text and "CPU flags:" in text
 
 
 def test_training_step_flops_match_three_times_the_forward_count(throughput: ModuleType) -> None:
@@ -165,7 +172,7 @@ def test_batch_sweep_reads_one_result_per_batch_size(
     def fake_run(command: list[str]) -> None:
         batch = int(command[command.index("--batch-size") + 1])
         out = Path(command[command.index("--json") + 1])
-        rounds = [{"matmul_gflops": 10.0, "compute_gflops": 2.0, "compute": batch, "pipeline": 9}]
+        rounds = [{"peak_gflops": 10.0, "compute_gflops": 2.0, "compute": batch, "pipeline": 9}]
         out.write_text(
             __import__("json").dumps(
                 {
