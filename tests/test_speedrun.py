@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from classicnets.models.conv import Conv2d
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from classicnets.kernels import Conv2d
 from classicnets.models import build_model
 from classicnets.models.speedrun import (
     SHIFT_LR_GAIN,

@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
+from classicnets.kernels import Conv2d
 from classicnets.models.catalog import MODELS
-from classicnets.models.conv import Conv2d
 
 # (width of group 1, 2, 3). Each group: conv 3x3, max-pool 2, BN, GELU, conv 3x3, BN, GELU.
 SPEEDRUN_WIDTHS = (64, 256, 256)
