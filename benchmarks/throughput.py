@@ -347,8 +347,8 @@ def _stock_measure(parts: RunParts, settings: Settings) -> Callable[[], dict[str
     model = tutorial_model(settings.model, len(info.classes))
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    images = parts.splits.train.images.to(device)
-    targets = parts.splits.train.targets.to(device)
+    images = parts.data.splits.train.images.to(device)
+    targets = parts.data.splits.train.targets.to(device)
     mean = torch.tensor(info.mean, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(info.std, device=device).view(1, 3, 1, 1) * 255
 
