@@ -42,7 +42,10 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     )
     experiment.add_argument("name", help="an experiment name, or 'list' to show them all")
     experiment.add_argument(
-        "--budget", default="quick", help="quick (a CIFAR-10 subset) or paper (GPU)"
+        "--budget",
+        default="quick",
+        help="quick (a CIFAR-10 subset), paper (GPU) or cpu (full CIFAR-10 in CPU hours, "
+        "decisive verdicts; relu-vs-tanh and lrn only)",
     )
     experiment.add_argument(
         "--seeds", type=int, help="runs per cell (default: the budget's own, seeds s, s+1, ...)"
