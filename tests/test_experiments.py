@@ -17,7 +17,7 @@ from classicnets.experiments.measures import (
     ratio_text,
 )
 from classicnets.experiments.runner import check_cells_differ, check_model_knobs, plan_experiment
-from classicnets.report.runs import RunFolder
+from classicnets.run_record import EpochRecord, RunFolder, Summary, read_record
 
 # Mechanics only: tiny synthetic data, one epoch, batch 8 (VGG at 32x32 costs ~1 s a batch).
 SYNTHETIC = [
@@ -183,7 +183,18 @@ def test_judge_a_no_gain_claim() -> None:
 
 
 def run_folder(epochs: list[dict[str, float]], status: str = "complete") -> RunFolder:
-    return RunFolder(Path("run"), {}, {}, {"status": status}, epochs, {})
+    records = [read_record(EpochRecord, epoch, "test", []) for epoch in epochs]
+    return RunFolder(
+        Path("run"),
+        {},
+        None,
+        Summary(status=status),
+        True,
+        [record for record in records if record is not None],
+        [],
+        None,
+        {},
+    )
 
 
 def test_epochs_to_reads_the_first_epoch_at_the_threshold() -> None:

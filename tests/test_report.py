@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,7 @@ from test_report_fixtures import CLASSES, make_run_folder
 from classicnets.cli import main
 from classicnets.errors import UserError
 from classicnets.report import plots, write_run_report
-from classicnets.report.run_report import layer_summary
-from classicnets.report.runs import load_run
+from classicnets.run_record import load_run
 
 
 def test_normalize_confusion_divides_each_row_by_its_true_class_count() -> None:
@@ -91,7 +88,7 @@ def test_per_class_bars_are_sorted_worst_first() -> None:
 
 def test_truncated_last_metrics_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
     run = load_run(make_run_folder(tmp_path, "r", truncated_last_line=True))
-    assert [r["epoch"] for r in run.epochs] == [1, 2, 3, 4]
+    assert [r.epoch for r in run.epochs] == [1, 2, 3, 4]
     assert any("skipped the last line" in w for w in run.warnings)
 
 
@@ -173,33 +170,21 @@ def test_report_command_prints_the_path_and_rejects_other_folders(
     assert "not a run folder" in error and len(error.strip().splitlines()) == 1
 
 
-def test_per_layer_table_only_when_the_rebuilt_model_matches_the_run(
+def test_per_layer_table_comes_from_model_json_without_building_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Stand-ins for classicnets.models, so this test does not depend on the model zoo.
-    models = types.ModuleType("classicnets.models")
-    summary = types.ModuleType("classicnets.models.summary")
-    models.build_model = lambda name, num_classes, **options: torch.nn.Conv2d(3, num_classes, 3)
-    summary.summarize = lambda model, input_shape: input_shape
-    summary.format_summary = lambda result: f"layer table for {result}"
-    monkeypatch.setitem(sys.modules, "classicnets.models", models)
-    monkeypatch.setitem(sys.modules, "classicnets.models.summary", summary)
-    folder = make_run_folder(tmp_path, "r", with_eval=False, with_checkpoint=False)
-
-    text, note = layer_summary(load_run(folder))  # the run recorded 1,234 parameters
-    assert text is None and note is not None
-    assert "rebuilt model has 84 parameters but the run recorded 1,234" in note
-
-    record = json.loads((folder / "summary.json").read_text())
-    (folder / "summary.json").write_text(json.dumps({**record, "params": 84}))
-    assert layer_summary(load_run(folder)) == ("layer table for (3, 8, 8)", None)
-
     def fail(name: str, num_classes: int, **options: object) -> torch.nn.Module:
-        raise UserError(f"unknown model {name}")
+        raise AssertionError("the report rebuilt the model")
 
-    models.build_model = fail
-    text, note = layer_summary(load_run(folder))
-    assert text is None and note is not None and "unknown model alexnet_cifar" in note
+    monkeypatch.setattr("classicnets.models.build_model", fail)
+    folder = make_run_folder(tmp_path, "r", with_eval=False, with_checkpoint=False)
+    markdown = write_run_report(folder).with_suffix(".md").read_text()
+    assert "features.0" in markdown and "55,000,000" in markdown
+    assert "params: 1,234 (1,234 trainable)" in markdown
+
+    older = make_run_folder(tmp_path, "old", with_eval=False, with_model_table=False)
+    markdown = write_run_report(older).with_suffix(".md").read_text()
+    assert "Per-layer table skipped: the run's model.json is missing" in markdown
 
 
 def test_report_opens_with_resolved_hyperparameters(complete_report: Path) -> None:

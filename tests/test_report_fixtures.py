@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from classicnets.report.runs import load_run
+from classicnets.run_record import load_run
 
 CLASSES = ("cat", "dog", "ship")
 
@@ -30,6 +30,7 @@ def make_run_folder(
     with_checkpoint: bool = True,
     truncated_last_line: bool = False,
     kernel: int = 5,
+    with_model_table: bool = True,
 ) -> Path:
     """Write a small run folder: len(classes) classes, one epoch per val_top1 entry."""
     run = root / name
@@ -120,6 +121,32 @@ def make_run_folder(
         "images_per_second": 502.5,
     }
     (run / "summary.json").write_text(json.dumps(summary))
+    if with_model_table:
+        layers = [
+            {
+                "name": "features.0",
+                "kind": "Conv2d",
+                "output_shape": [8, 8, 8],
+                "params": 224,
+                "macs": 55_000_000,
+            },
+            {
+                "name": "classifier",
+                "kind": "Linear",
+                "output_shape": [len(classes)],
+                "params": 1010,
+                "macs": 1_000_000,
+            },
+        ]
+        table = {
+            "name": model,
+            "input_size": [3, 8, 8],
+            "params": 1234,
+            "trainable_params": 1234,
+            "macs": 56_000_000,
+            "layers": layers,
+        }
+        (run / "model.json").write_text(json.dumps(table))
     if with_checkpoint:
         generator = torch.Generator().manual_seed(seed)
         state = {
@@ -204,6 +231,6 @@ def test_fixture_run_folder_reads_back_without_warnings(tmp_path: Path) -> None:
     run = load_run(make_run_folder(tmp_path, "run"))
     assert run.warnings == []
     assert run.is_complete
-    assert [r["epoch"] for r in run.epochs] == [1, 2, 3, 4]
+    assert [r.epoch for r in run.epochs] == [1, 2, 3, 4]
     assert run.classes == list(CLASSES)
-    assert run.test_eval is not None and run.test_eval.metrics["correct"] == 24
+    assert run.test_eval is not None and run.test_eval.metrics.correct == 24

@@ -29,8 +29,8 @@ from classicnets.errors import UserError
 from classicnets.export import ExportFormat, export_model
 from classicnets.models import build_model
 from classicnets.report import plots, write_comparison, write_run_report
-from classicnets.report.runs import RunFolder
-from classicnets.report.runs import load_run as read_run_folder
+from classicnets.run_record import RunFolder, record_dict
+from classicnets.run_record import load_run as read_run_folder
 from classicnets.train.loop import fit
 from classicnets.trained import (
     ImageInput,
@@ -201,12 +201,12 @@ class Run:
     @property
     def history(self) -> list[dict[str, Any]]:
         """One dict per finished epoch (metrics.jsonl): lr, train/val loss and top-1, ..."""
-        return self.record().epochs
+        return [record.to_dict() for record in self.record().epochs]
 
     @property
     def summary(self) -> dict[str, Any]:
         """summary.json: status, best and test top-1, parameters, wall time, seed."""
-        return self.record().summary
+        return record_dict(self.record().summary)
 
     @functools.cached_property
     def trained(self) -> TrainedModel:
@@ -306,7 +306,10 @@ def default_labels(folders: Sequence[Path]) -> list[str]:
     loaded = [read_run_folder(folder) for folder in folders]
     for labels in (
         [run.model_name for run in loaded],
-        [f"{run.model_name} seed {run.summary.get('seed', '?')}" for run in loaded],
+        [
+            f"{run.model_name} seed {run.seed() if run.seed() is not None else '?'}"
+            for run in loaded
+        ],
     ):
         if len(set(labels)) == len(labels):
             return labels

@@ -9,7 +9,7 @@ from typing import Any
 
 from classicnets.errors import UserError
 from classicnets.report import write_comparison, write_run_report
-from classicnets.report.runs import load_run
+from classicnets.run_record import load_run
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -81,7 +81,10 @@ def default_labels(runs: list[Path]) -> list[str]:
     loaded = [load_run(run) for run in runs]
     for labels in (
         [run.model_name for run in loaded],
-        [f"{run.model_name} seed {run.summary.get('seed', '?')}" for run in loaded],
+        [
+            f"{run.model_name} seed {run.seed() if run.seed() is not None else '?'}"
+            for run in loaded
+        ],
     ):
         if len(set(labels)) == len(labels):
             return labels

@@ -30,8 +30,8 @@ from classicnets.experiments.measures import (
     ratio_text,
 )
 from classicnets.report.document import Document, Heading, Notes, Paragraph, Table, write_document
-from classicnets.report.runs import RunFolder, load_run
 from classicnets.report.tables import format_mean_std, format_seconds
+from classicnets.run_record import Environment, RunFolder, load_run
 
 CLAIMS_STEM = "claims"
 
@@ -96,9 +96,7 @@ class GridReport:
         """One line on what the grid trained: model, data subset, epochs, optimiser, seeds."""
         config = self.result.base
         data, optim = config.data, config.optim
-        classes = next(
-            (int(r.summary["num_classes"]) for r in self.all_runs if "num_classes" in r.summary), 0
-        )
+        classes = next((r.summary.num_classes for r in self.all_runs if r.summary.num_classes), 0)
         subset = "the full training split"
         if data.limit_per_class:
             total = f" (≤ {data.limit_per_class * classes:,} images)" if classes else ""
@@ -106,7 +104,9 @@ class GridReport:
         if data.limit:
             subset += f", at most {data.limit:,} in all"
         varied = {o.partition("=")[0] for cell in self.result.grid.cells for o in cell.overrides}
-        models = [run.model_name for runs in self.runs.values() for run in runs[:1] if run.summary]
+        models = [
+            run.model_name for runs in self.runs.values() for run in runs[:1] if run.has_summary
+        ]
         model = ", ".join(dict.fromkeys(models)) or config.model.name
         knobs = [
             f"{knob}={getattr(config.model, knob)}"
@@ -193,9 +193,10 @@ def write_claims_report(
 
 
 def _hardware(runs: Sequence[RunFolder]) -> str:
-    env = next((run.env for run in runs if run.env), {})
-    device = env.get("device_name") or env.get("device") or "unknown device"
-    return f"{device} ({os.cpu_count()} CPU cores visible), torch {env.get('torch', '?')}"
+    env = next((run.env for run in runs if run.env is not None), Environment())
+    known = [name for name in (env.device_name, env.device) if name != "?"]
+    device = known[0] if known else "unknown device"
+    return f"{device} ({os.cpu_count()} CPU cores visible), torch {env.torch}"
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from classicnets.report.runs import RunFolder
+from classicnets.run_record import RunFolder
 
 Verdict = Literal["held", "not held", "leans held", "leans not held", "not measured"]
 VERDICTS: tuple[Verdict, ...] = ("held", "not held", "leans held", "leans not held", "not measured")
@@ -78,10 +78,9 @@ def _generalization_gap(run: RunFolder) -> Reading | None:
     if not run.epochs:
         return None
     last = run.epochs[-1]
-    train, val = last.get("train_top1"), last.get("val_top1")
-    if not isinstance(train, int | float) or not isinstance(val, int | float):
+    if last.val_top1 is None or math.isnan(last.train_top1):
         return None
-    return Reading(float(train) - float(val))
+    return Reading(last.train_top1 - last.val_top1)
 
 
 TEST_ERROR = Metric("test top-1 error", "%", lower_is_better=True, read=_test_error)
@@ -97,10 +96,9 @@ def epochs_to(key: Literal["train_top1", "val_top1"], percent: float) -> Metric:
     name = f"epochs to {100 - percent:g}% {what} error"
 
     def read(run: RunFolder) -> Reading | None:
-        epochs, values = run.metric_series(key)
-        for epoch, value in zip(epochs, values, strict=True):
-            if value >= percent:
-                return Reading(float(epoch))
+        epoch = run.first_epoch_reaching(key, percent)
+        if epoch is not None:
+            return Reading(float(epoch))
         if not run.is_complete:
             return None  # an unfinished run might still reach it
         return Reading(float(len(run.epochs)), at_least=True)

@@ -11,7 +11,7 @@ from classicnets.report.plots import (
     save_png,
 )
 from classicnets.report.run_report import write_run_report
-from classicnets.report.runs import RunFolder, load_run
+from classicnets.run_record import RunFolder, load_run
 
 __all__ = [
     "RunFolder",

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from classicnets.report import per_image, plots
 from classicnets.report.document import Document, Heading, Image, Notes, Paragraph, Table
 from classicnets.report.document import write_document as _write_document
 from classicnets.report.hyperparameters import config_differences
-from classicnets.report.runs import RunFolder, load_run
 from classicnets.report.tables import (
     MISSING,
     format_count,
@@ -36,6 +36,7 @@ from classicnets.report.tables import (
     format_seconds,
     mean_std,
 )
+from classicnets.run_record import RunFolder, load_run
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,21 @@ class RunGroup:
     label: str
     runs: list[RunFolder]
 
-    def values(self, read: str) -> list[float | None]:
-        """One value per run from a RunFolder method or summary field name."""
-        out: list[float | None] = []
-        for run in self.runs:
-            method = getattr(run, read, None)
-            value = method() if callable(method) else run.summary.get(read)
-            if isinstance(value, tuple):  # best_val_top1 returns (value, epoch)
-                value = value[0]
-            out.append(float(value) if isinstance(value, int | float) else None)
-        return out
+    def values(self, read: Callable[[RunFolder], float | None]) -> list[float | None]:
+        """One value per run (None where the run lacks it)."""
+        return [read(run) for run in self.runs]
+
+
+def _best_val_top1(run: RunFolder) -> float | None:
+    return run.best_val_top1()[0]
+
+
+def _params(run: RunFolder) -> float | None:
+    return run.summary.params
+
+
+def _macs(run: RunFolder) -> float | None:
+    return run.summary.macs
 
 
 def write_comparison(
@@ -196,7 +202,7 @@ def _runs_table(groups: list[RunGroup]) -> Table:
                     run.model_name,
                     run.dataset_name,
                     run.status,
-                    str(run.summary.get("seed", MISSING)),
+                    str(run.seed() if run.seed() is not None else MISSING),
                 ]
             )
     return Table(["label", "run", "model", "dataset", "status", "seed"], rows, table_id="runs")
@@ -227,17 +233,17 @@ def _metrics_table(groups: list[RunGroup]) -> Table:
                 group.label,
                 str(n),
                 _distinct(run.model_name for run in group.runs),
-                _distinct(format_count(v) for v in group.values("params")),
-                _distinct(format_macs(v) for v in group.values("macs")),
-                format_mean_std(group.values("best_val_top1"), n),
-                format_mean_std(group.values("last_val_top1"), n),
-                format_mean_std(group.values("test_top1"), n),
-                format_mean_std(group.values("test_top5"), n),
+                _distinct(format_count(v) for v in group.values(_params)),
+                _distinct(format_macs(v) for v in group.values(_macs)),
+                format_mean_std(group.values(_best_val_top1), n),
+                format_mean_std(group.values(RunFolder.last_val_top1), n),
+                format_mean_std(group.values(RunFolder.test_top1), n),
+                format_mean_std(group.values(RunFolder.test_top5), n),
                 format_mean_std(_eval_counts(group, "correct"), n, 1, count=True),
                 format_mean_std(_eval_counts(group, "incorrect"), n, 1, count=True),
                 format_mean_std([float(len(run.epochs)) for run in group.runs], n, 1, count=True),
-                _seconds_mean_std(group.values("wall_seconds"), n),
-                format_mean_std(group.values("images_per_second"), n, 1),
+                _seconds_mean_std(group.values(RunFolder.wall_seconds), n),
+                format_mean_std(group.values(RunFolder.images_per_second), n, 1),
             ]
         )
     return Table(headers, rows, table_id="comparison")
@@ -248,12 +254,12 @@ def _distinct(values: Iterable[object]) -> str:
     return " / ".join(dict.fromkeys(str(v) for v in values))
 
 
-def _eval_counts(group: RunGroup, key: str) -> list[float | None]:
+def _eval_counts(group: RunGroup, key: Literal["correct", "incorrect"]) -> list[float | None]:
     out: list[float | None] = []
     for run in group.runs:
         test = run.test_eval
-        value = test.metrics.get(key) if test is not None else None
-        out.append(float(value) if isinstance(value, int | float) else None)
+        value = getattr(test.metrics, key) if test is not None else None
+        out.append(float(value) if value is not None else None)
     return out
 
 
@@ -267,10 +273,7 @@ def _seconds_mean_std(values: list[float | None], total: int) -> str:
 
 def epochs_to_reach(run: RunFolder, threshold: float) -> int | None:
     """The first epoch whose val top-1 is at least `threshold` percent, or None."""
-    for epoch, value in zip(*run.metric_series("val_top1"), strict=True):
-        if value >= threshold:
-            return epoch
-    return None
+    return run.first_epoch_reaching("val_top1", threshold)
 
 
 def _epochs_to_reach_cell(group: RunGroup, threshold: float) -> str:
@@ -298,9 +301,9 @@ def _gap_table(groups: list[RunGroup], at: list[float]) -> Table:
     rows = []
     for index, group in enumerate(groups):
         deltas = []
-        for key in ("test_top1", "best_val_top1"):
-            mine, _, _ = mean_std(group.values(key))
-            theirs, _, _ = mean_std(reference.values(key))
+        for read in (RunFolder.test_top1, _best_val_top1):
+            mine, _, _ = mean_std(group.values(read))
+            theirs, _, _ = mean_std(reference.values(read))
             if index == 0:
                 deltas.append("reference" if mine is not None else MISSING)
             else:
@@ -347,8 +350,8 @@ def _per_class_means(group: RunGroup) -> tuple[dict[str, float], int]:
     used = 0
     for run in group.runs:
         test = run.test_eval
-        values = test.metrics.get("per_class_top1") if test is not None else None
-        if test is None or not isinstance(values, list) or len(values) != len(test.classes):
+        values = test.metrics.per_class_top1 if test is not None else None
+        if test is None or not values or len(values) != len(test.classes):
             continue
         used += 1
         for name, value in zip(test.classes, values, strict=True):

@@ -18,6 +18,7 @@ from classicnets.errors import UserError
 from classicnets.models import model_info
 from classicnets.report.document import Paragraph, Table
 from classicnets.report.tables import MISSING
+from classicnets.run_record import Environment, Summary
 
 # The keys a reader needs first, in order; others appear when they differ from the default.
 LEADING_KEYS = (
@@ -67,9 +68,7 @@ def _registry_defaults(flat: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def resolved_values(
-    config: Mapping[str, Any], summary: Mapping[str, Any]
-) -> dict[str, tuple[Any, bool]]:
+def resolved_values(config: Mapping[str, Any], summary: Summary) -> dict[str, tuple[Any, bool]]:
     """Every config field -> (the value the run used, whether it was resolved from a default).
     Fields that config.yaml lacks (an older version wrote it) take today's defaults."""
     flat = {**_defaults(), **flatten(config)}
@@ -80,8 +79,8 @@ def resolved_values(
             key == "data.augment" and value == "default" and registry.get(key)
         ):
             values[key] = (registry[key], True)
-        elif key == "data.image_size" and value == 0 and summary.get("input_size"):
-            values[key] = (summary["input_size"][-1], True)
+        elif key == "data.image_size" and value == 0 and summary.input_size:
+            values[key] = (summary.input_size[-1], True)
         else:
             values[key] = (value, False)
     return values
@@ -100,7 +99,7 @@ def format_value(value: Any) -> str:
 
 
 def hyperparameter_table(
-    config: Mapping[str, Any], summary: Mapping[str, Any], env: Mapping[str, Any]
+    config: Mapping[str, Any], summary: Summary, env: Environment | None
 ) -> Table:
     """The leading keys, then every field the run set away from its default."""
     values = resolved_values(config, summary)
@@ -115,10 +114,10 @@ def hyperparameter_table(
     for key in keys:
         value, is_resolved = values[key]
         rows.append([key, format_value(value) + (f" {DERIVED}" if is_resolved else "")])
-    if env.get("precision"):
-        rows.append(["precision", str(env["precision"])])
-    if env.get("device"):
-        rows.append(["device", str(env["device"])])
+    if env is not None and env.precision:
+        rows.append(["precision", env.precision])
+    if env is not None and env.device != "?":
+        rows.append(["device", env.device])
     return Table(["hyperparameter", "value"], rows, table_id="hyperparameters")
 
 

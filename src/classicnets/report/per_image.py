@@ -11,20 +11,13 @@ from pathlib import Path
 
 from classicnets.atomic import atomic_write_text
 from classicnets.report.document import Paragraph, Table
-from classicnets.report.runs import RunFolder
-
-PREDICTIONS = Path("eval") / "test" / "predictions.csv"
+from classicnets.run_record import RunFolder, eval_folder, read_predictions
 
 
-def read_predictions(run: RunFolder) -> dict[str, tuple[str, str]] | None:
+def predictions_on_test(run: RunFolder) -> dict[str, tuple[str, str]] | None:
     """sample id -> (target, predicted) of the run's test evaluation, or None without one."""
-    path = run.path / PREDICTIONS
-    try:
-        with path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return None
-    if not rows or not {"sample", "target", "predicted"} <= set(rows[0]):
+    rows = read_predictions(eval_folder(run.path, "test", "none"))
+    if rows is None:
         return None
     return {row["sample"]: (row["target"], row["predicted"]) for row in rows}
 
@@ -43,7 +36,7 @@ def outcome_table(groups: Sequence[tuple[str, Sequence[RunFolder]]]) -> Table | 
     """Per run: test images, correct, wrong and top-1 counted from its predictions."""
     rows = []
     for name, run in _labelled_runs(groups):
-        predictions = read_predictions(run)
+        predictions = predictions_on_test(run)
         if predictions is None:
             rows.append([name, "-", "-", "-", "-"])
             continue
@@ -66,7 +59,7 @@ def outcome_table(groups: Sequence[tuple[str, Sequence[RunFolder]]]) -> Table | 
 def write_per_image_csv(groups: Sequence[tuple[str, Sequence[RunFolder]]], path: Path) -> int:
     """sample, target and one predicted_<run> column per run, over the images every run with
     predictions scored (in the first such run's order); returns the row count (0: no file)."""
-    runs = [(name, read_predictions(run)) for name, run in _labelled_runs(groups)]
+    runs = [(name, predictions_on_test(run)) for name, run in _labelled_runs(groups)]
     present = [(name, predictions) for name, predictions in runs if predictions is not None]
     if not present:
         return 0

@@ -21,7 +21,7 @@ from classicnets.atomic import atomic_write
 if TYPE_CHECKING:
     import torch
 
-    from classicnets.report.runs import Samples
+    from classicnets.run_record import Samples
 
 MAX_LABELLED_CLASSES = 40  # beyond this, class names on axes overlap and are left out
 MAX_COUNT_ANNOTATIONS = 20  # beyond this, numbers in confusion-matrix cells are unreadable

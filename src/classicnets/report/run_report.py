@@ -3,7 +3,6 @@ from whatever the run folder holds so far. Missing parts are listed, never guess
 
 from __future__ import annotations
 
-import importlib
 import logging
 import shlex
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 import yaml
 from matplotlib.figure import Figure
 
-from classicnets.config import model_knobs
+from classicnets.models.summary import LayerRow, ModelSummary, format_summary
 from classicnets.report import plots
 from classicnets.report.document import (
     Code,
@@ -27,21 +26,27 @@ from classicnets.report.document import (
 )
 from classicnets.report.hyperparameters import hyperparameter_table
 from classicnets.report.per_class import per_class_table, shows_top5
-from classicnets.report.runs import (
-    EvalResult,
-    RunFolder,
-    load_first_layer_weight,
-    load_run,
-    load_samples,
-)
 from classicnets.report.tables import (
     MISSING,
     format_count,
     format_macs,
     format_number,
     format_seconds,
+    format_shown,
 )
-from classicnets.run_record import read_steps, record_dict
+from classicnets.run_record import (
+    EpochRecord,
+    EvalFolder,
+    EvalMetrics,
+    ModelRecord,
+    RunFolder,
+    Summary,
+    load_first_layer_weight,
+    load_run,
+    read_samples,
+    record_dict,
+    shown_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
     if run.evals:
         blocks.append(_evaluations_table(run))
     blocks.append(Heading("Learning curves"))
-    steps = [record_dict(step) for step in read_steps(run.path, notes)]
+    steps = [record_dict(step) for step in run.steps]
     if steps:
         _add_figure(
             blocks,
@@ -96,7 +101,7 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
             notes,
             "learning_curves",
             "Loss and top-1 per epoch; the dotted line is the learning rate.",
-            lambda: plots.figure_learning_curves(run.epochs),
+            lambda: plots.figure_learning_curves([r.to_dict() for r in run.epochs]),
         )
     elif not run.epochs:
         blocks.append(Paragraph("No epoch has finished yet."))
@@ -129,7 +134,7 @@ def build_run_document(run: RunFolder, *, confusion_counts: bool = False) -> Doc
 
 def _headline(run: RunFolder) -> str:
     finished = len(run.epochs)
-    planned = run.summary.get("epochs_planned")
+    planned = run.summary.epochs_planned
     if planned is None:
         planned = (run.config.get("train") or {}).get("epochs")
     epochs = f"{finished}/{planned} epochs" if planned is not None else f"{finished} epochs"
@@ -143,6 +148,7 @@ def _metrics_table(run: RunFolder) -> Table:
     top5 = shows_top5(len(run.classes))
     best, best_epoch = run.best_val_top1()
     test = run.test_eval
+    seed = run.seed()
     rows = [
         ["status", run.status + ("" if run.is_complete else " (incomplete)")],
         ["epochs finished", str(len(run.epochs))],
@@ -153,69 +159,46 @@ def _metrics_table(run: RunFolder) -> Table:
         ["last val top-1 (%)", format_number(run.last_val_top1())],
         ["test top-1 (%)", format_number(run.test_top1())],
         *([["test top-5 (%)", format_number(run.test_top5())]] if top5 else []),
-        [
-            "test loss",
-            format_number(
-                _float(test.metrics.get("loss")) if test else _float(run.summary.get("test_loss")),
-                4,
-            ),
-        ],
+        ["test loss", format_number(run.test_loss(), 4)],
         [
             "test correct / incorrect",
-            f"{format_count(_metric(test, 'correct'))} / "
-            f"{format_count(_metric(test, 'incorrect'))}",
+            f"{format_count(test.metrics.correct if test else None)} / "
+            f"{format_count(test.metrics.incorrect if test else None)}",
         ],
-        ["parameters", format_count(_float(run.summary.get("params")))],
-        ["MACs per image", format_macs(_float(run.summary.get("macs")))],
+        *_shown_rows(run.summary),
         ["wall time", format_seconds(run.wall_seconds())],
         ["train images/s", format_number(run.images_per_second(), 1)],
-        [
-            "seed",
-            str(run.summary.get("seed", (run.config.get("train") or {}).get("seed", MISSING))),
-        ],
+        ["seed", MISSING if seed is None else str(seed)],
     ]
     return Table(["metric", "value"], rows, table_id="metrics")
 
 
-def _metric(result: EvalResult | None, key: str) -> float | None:
-    return None if result is None else _float(result.metrics.get(key))
+def _shown_rows(summary: Summary) -> list[list[str]]:
+    """A row per Summary field declared with run_record.shown: its label and value."""
+    return [
+        [spec.metadata["label"], format_shown(spec, getattr(summary, spec.name))]
+        for spec in shown_fields(Summary)
+    ]
 
 
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _columns(record: type, num_classes: int) -> list[Any]:
+    """The fields of `record` that a report table shows; top-5 only with over 5 classes."""
+    top5 = shows_top5(num_classes)
+    return [spec for spec in shown_fields(record) if top5 or "top5" not in spec.name]
 
 
 def _evaluations_table(run: RunFolder) -> Table:
-    top5 = shows_top5(len(run.classes))
-    headers = [
-        "eval",
-        "split",
-        "TTA",
-        "images",
-        "top-1 (%)",
-        *(["top-5 (%)"] if top5 else []),
-        "error top-1 (%)",
-        "loss",
-        "correct",
-        "incorrect",
+    specs = _columns(EvalMetrics, len(run.classes))
+    headers = ["eval", "split", "TTA", *(spec.metadata["label"] for spec in specs)]
+    rows = [
+        [
+            name,
+            result.metrics.split,
+            result.metrics.tta,
+            *(format_shown(spec, getattr(result.metrics, spec.name)) for spec in specs),
+        ]
+        for name, result in run.evals.items()
     ]
-    rows = []
-    for name, result in run.evals.items():
-        m = result.metrics
-        rows.append(
-            [
-                name,
-                str(m.get("split", MISSING)),
-                str(m.get("tta", MISSING)),
-                format_count(_float(m.get("count"))),
-                format_number(_float(m.get("top1"))),
-                *([format_number(_float(m.get("top5")))] if top5 else []),
-                format_number(_float(m.get("error_top1"))),
-                format_number(_float(m.get("loss")), 4),
-                format_count(_float(m.get("correct"))),
-                format_count(_float(m.get("incorrect"))),
-            ]
-        )
     return Table(headers, rows, table_id="evaluations")
 
 
@@ -232,7 +215,7 @@ def _add_figure(
 
 
 def _add_eval_blocks(
-    run: RunFolder, result: EvalResult, blocks: list[Any], notes: list[str], confusion_counts: bool
+    run: RunFolder, result: EvalFolder, blocks: list[Any], notes: list[str], confusion_counts: bool
 ) -> None:
     source = f"eval/{result.name}"
     classes = result.classes or run.classes
@@ -248,8 +231,8 @@ def _add_eval_blocks(
                 matrix, classes, show_counts=confusion_counts, title=f"confusion matrix ({source})"
             ),
         )
-    per_class = result.metrics.get("per_class_top1")
-    if isinstance(per_class, list) and len(per_class) == len(classes) and classes:
+    per_class = result.metrics.per_class_top1
+    if per_class and len(per_class) == len(classes) and classes:
         _add_figure(
             blocks,
             notes,
@@ -259,13 +242,13 @@ def _add_eval_blocks(
         )
         if matrix is not None and matrix.shape == (len(classes), len(classes)):
             blocks.append(per_class_table(classes, matrix))
-    elif per_class is not None:
+    elif per_class:
         notes.append(
             f"{source}: per_class_top1 does not match the {len(classes)} classes; "
             "per-class results skipped"
         )
     if result.samples_path is not None:
-        samples = load_samples(result.samples_path, notes)
+        samples = read_samples(result.samples_path, notes)
         if samples is not None and len(samples.images):
             _add_figure(
                 blocks,
@@ -285,16 +268,18 @@ def _add_eval_blocks(
 
 
 def _model_blocks(run: RunFolder, notes: list[str]) -> list[Any]:
-    summary = run.summary
-    input_size = summary.get("input_size")
+    summary, model = run.summary, run.model
+    input_size = model.input_size if model is not None else summary.input_size
+    params = model.params if model is not None else summary.params
+    macs = model.macs if model is not None else summary.macs
     blocks: list[Any] = [
         Heading("Model"),
         Table(
             ["property", "value"],
             [
                 ["model", run.model_name],
-                ["parameters", format_count(_float(summary.get("params")))],
-                ["MACs per image", format_macs(_float(summary.get("macs")))],
+                ["parameters", format_count(params)],
+                ["MACs per image", format_macs(macs)],
                 [
                     "input size (C, H, W)",
                     "x".join(str(s) for s in input_size) if input_size else MISSING,
@@ -302,78 +287,37 @@ def _model_blocks(run: RunFolder, notes: list[str]) -> list[Any]:
             ],
         ),
     ]
-    text, note = layer_summary(run)
-    if text is not None:
-        blocks.append(Code(text, collapsed_summary="Per-layer summary"))
-    elif note is not None:
-        blocks.append(Paragraph(note))
+    if model is not None and model.layers:
+        blocks.append(Paragraph("Per-layer table, recorded when the run started (model.json):"))
+        blocks.append(Code(format_layers(model), collapsed_summary="Per-layer summary"))
+    else:
+        why = "has no layer table" if model is not None else "is missing (an older run)"
+        blocks.append(Paragraph(f"Per-layer table skipped: the run's model.json {why}."))
     return blocks
 
 
-def layer_summary(run: RunFolder) -> tuple[str | None, str | None]:
-    """The per-layer table from classicnets.models.summary, or (None, why it was skipped).
-
-    A model that fails to build, or builds with a different parameter count than the run
-    recorded, gives no table: a wrong architecture is worse than none.
-    """
-    input_size = run.summary.get("input_size")
-    if not input_size or not run.classes:
-        return None, "Per-layer table skipped: summary.json has no input_size or classes."
-    try:
-        models = importlib.import_module("classicnets.models")
-        summary_module = importlib.import_module("classicnets.models.summary")
-    except Exception as error:  # the models package may be absent or broken in this checkout
-        return None, f"Per-layer table skipped: classicnets.models is unavailable ({error})."
-    section = run.config.get("model") or {}
-    knobs = {k: section[k] for k in model_knobs() if section.get(k) is not None}
-    try:
-        model = models.build_model(run.model_name, num_classes=len(run.classes), **knobs)
-        params = sum(p.numel() for p in model.parameters())
-        expected = run.summary.get("params")
-        if expected is not None and params != expected:
-            return None, (
-                f"Per-layer table skipped: the rebuilt model has {params:,} parameters "
-                f"but the run recorded {expected:,}."
-            )
-        text = summary_module.format_summary(summary_module.summarize(model, tuple(input_size)))
-    except Exception as error:  # any failure to rebuild only costs the optional table
-        return None, f"Per-layer table skipped: the model did not build ({error})."
-    return str(text), None
+def format_layers(model: ModelRecord) -> str:
+    """model.json's layer table and totals as plain text, as `classicnets summary` prints it."""
+    rows = [
+        LayerRow(layer.name, layer.kind, tuple(layer.output_shape), layer.params, layer.macs)
+        for layer in model.layers
+    ]
+    channels, height, width = [*model.input_size, 0, 0, 0][:3]
+    summary = ModelSummary(
+        rows=rows,
+        total_params=model.params or 0,
+        trainable_params=model.trainable_params or 0,
+        total_macs=model.macs or 0,
+        input_shape=(channels, height, width),
+    )
+    return format_summary(summary)
 
 
 def _epochs_table(run: RunFolder) -> Table:
-    top5 = shows_top5(len(run.classes))
-    headers = [
-        "epoch",
-        "lr (first step)",
-        "train loss",
-        "train top-1",
-        "val loss",
-        "val top-1",
-        *(["val top-5"] if top5 else []),
-        "seconds",
-        "images/s",
-    ]
-    rows = []
-    for r in run.epochs:
-        rows.append(
-            [
-                str(r["epoch"]),
-                _format_lr(_float(r.get("lr"))),
-                format_number(_float(r.get("train_loss")), 4),
-                format_number(_float(r.get("train_top1"))),
-                format_number(_float(r.get("val_loss")), 4),
-                format_number(_float(r.get("val_top1"))),
-                *([format_number(_float(r.get("val_top5")))] if top5 else []),
-                format_number(_float(r.get("epoch_seconds")), 1),
-                format_number(_float(r.get("images_per_second")), 1),
-            ]
-        )
+    specs = _columns(EpochRecord, len(run.classes))
+    rows = [[format_shown(spec, getattr(r, spec.name)) for spec in specs] for r in run.epochs]
+    headers = [spec.metadata["label"] for spec in specs]
     return Table(headers, rows, table_id="epochs", collapsed_summary=f"{len(rows)} epochs")
-
-
-def _format_lr(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.3g}"
 
 
 def _config_blocks(run: RunFolder) -> list[Any]:
@@ -383,9 +327,11 @@ def _config_blocks(run: RunFolder) -> list[Any]:
     else:
         blocks.append(Paragraph("No readable config.yaml."))
     blocks.append(Heading("Environment"))
-    if run.env:
+    if run.env is not None:
         rows = []
-        for key, value in run.env.items():
+        for key, value in record_dict(run.env).items():
+            if value is None or value == "?":  # absent from this env.json
+                continue
             text = shlex.join(str(v) for v in value) if isinstance(value, list) else str(value)
             rows.append([key, text])
         blocks.append(Table(["key", "value"], rows, table_id="environment"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import Field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,18 @@ def format_macs(value: float | None) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f} {unit}"
     return f"{value:.0f}"
+
+
+def format_shown(spec: Field[Any], value: float | None) -> str:
+    """A value of a record field declared with run_record.shown, in the field's style."""
+    style, digits = spec.metadata["style"], spec.metadata["digits"]
+    if style == "count":
+        return format_count(value)
+    if style == "macs":
+        return format_macs(value)
+    if style == "lr":
+        return MISSING if value is None or not math.isfinite(value) else f"{value:.3g}"
+    return format_number(value, digits)
 
 
 def format_seconds(value: float | None) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from classicnets.report.hyperparameters import format_value, resolved_values
 from classicnets.report.plots import figure_confusion_matrix, figure_first_layer_filters
-from classicnets.report.runs import load_first_layer_weight, load_run
+from classicnets.run_record import Summary, load_first_layer_weight, load_run
 
 
 def log_final_figures(run_dir: Path) -> list[str]:
@@ -18,7 +18,7 @@ def log_final_figures(run_dir: Path) -> list[str]:
     from torch.utils.tensorboard import SummaryWriter
 
     run = load_run(run_dir)
-    step = int(run.summary.get("epochs") or 0)
+    step = run.summary.epochs or 0
     tags: list[str] = []
     writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
     try:
@@ -40,7 +40,7 @@ def log_final_figures(run_dir: Path) -> list[str]:
     return tags
 
 
-def hparams(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+def hparams(config: dict[str, Any], summary: Summary) -> dict[str, Any]:
     """The resolved config as TensorBoard hyperparameters (numbers, booleans and text)."""
     values = {key: value for key, (value, _) in resolved_values(config, summary).items()}
     return {
@@ -49,10 +49,10 @@ def hparams(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _results(summary: dict[str, Any]) -> dict[str, float]:
-    names = {"best_top1": "best_val_top1", "test_top1": "test_top1", "test_top5": "test_top5"}
-    return {
-        f"hparam/{name}": float(summary[key])
-        for key, name in names.items()
-        if isinstance(summary.get(key), int | float)
+def _results(summary: Summary) -> dict[str, float]:
+    values = {
+        "best_val_top1": summary.best_top1,
+        "test_top1": summary.test_top1,
+        "test_top5": summary.test_top5,
     }
+    return {f"hparam/{name}": value for name, value in values.items() if value is not None}

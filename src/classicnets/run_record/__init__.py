@@ -13,6 +13,7 @@ from classicnets.run_record.evaluation import (
     Samples,
     eval_folder,
     read_eval_metrics,
+    read_predictions,
     read_samples,
     write_eval_metrics,
     write_predictions,
@@ -41,6 +42,7 @@ from classicnets.run_record.files import (
     write_model_record,
     write_summary,
 )
+from classicnets.run_record.folder import EvalFolder, RunFolder, load_first_layer_weight, load_run
 from classicnets.run_record.records import (
     Environment,
     EpochRecord,
@@ -49,6 +51,8 @@ from classicnets.run_record.records import (
     ModelRecord,
     StepRecord,
     Summary,
+    shown,
+    shown_fields,
 )
 
 __all__ = [
@@ -67,9 +71,11 @@ __all__ = [
     "Environment",
     "EpochLog",
     "EpochRecord",
+    "EvalFolder",
     "EvalMetrics",
     "LayerRecord",
     "ModelRecord",
+    "RunFolder",
     "Samples",
     "StepLog",
     "StepRecord",
@@ -77,16 +83,21 @@ __all__ = [
     "collect_environment",
     "cpu_name",
     "eval_folder",
+    "load_first_layer_weight",
+    "load_run",
     "read_environment",
     "read_epochs",
     "read_eval_metrics",
     "read_json_object",
     "read_model_record",
+    "read_predictions",
     "read_record",
     "read_samples",
     "read_steps",
     "read_summary",
     "record_dict",
+    "shown",
+    "shown_fields",
     "write_environment",
     "write_eval_metrics",
     "write_json",

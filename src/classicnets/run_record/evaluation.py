@@ -62,6 +62,18 @@ def write_predictions(folder: Path, rows: Sequence[Sequence[str]]) -> None:
     atomic_write_text(folder / PREDICTIONS_FILE, buffer.getvalue())
 
 
+def read_predictions(folder: Path) -> list[dict[str, str]] | None:
+    """predictions.csv's rows as {column: value}, or None when it is absent or unreadable."""
+    try:
+        with (folder / PREDICTIONS_FILE).open(newline="") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or not set(PREDICTIONS_HEADER[:3]) <= set(rows[0]):
+        return None
+    return rows
+
+
 @dataclass(frozen=True)
 class Samples:
     """samples.npz: de-normalised uint8 images with their top-5 predictions."""

@@ -1,9 +1,10 @@
 """Reading a record's fields back from JSON that a person may have edited or cut short.
 
-Each value is checked against the field's annotation. A missing or wrong-typed value becomes
-the field's fallback (its default, else None where the type allows it, NaN for a float, an
-empty list) and one note that reports show; only a record that lacks a value it cannot do
-without (an epoch's number) is dropped, again with a note.
+Each value is checked against the field's annotation. A wrong-typed value, or a missing value
+of a field without a default, becomes the field's fallback (its default, else None where the
+type allows it, NaN for a float, an empty list) and one note that reports show; a field with a
+default may be absent (files from older versions lack it). Only a record that lacks a value it
+cannot do without (an epoch's number) is dropped, again with a note.
 """
 
 import dataclasses
@@ -39,7 +40,8 @@ def read_record(cls: type[R], data: object, source: str, notes: list[str]) -> R 
                 problem = f"{error}; shown as missing"
         else:
             problem = ""
-            missing.append(spec.name)
+            if not _has_default(spec):  # fields with a default may be absent (older files)
+                missing.append(spec.name)
         fallback = _fallback(spec, annotation)
         if fallback is _NO_FALLBACK:
             notes.append(f"{source}: {problem or f'no {spec.name!r}'}; skipped")
@@ -55,6 +57,12 @@ def read_record(cls: type[R], data: object, source: str, notes: list[str]) -> R 
 def record_dict(record: object) -> dict[str, Any]:
     """A record as the JSON object its file holds (nested records become objects too)."""
     return dataclasses.asdict(record)  # type: ignore[call-overload, no-any-return]
+
+
+def _has_default(spec: "dataclasses.Field[Any]") -> bool:
+    return (
+        spec.default is not dataclasses.MISSING or spec.default_factory is not dataclasses.MISSING
+    )
 
 
 def _fallback(spec: "dataclasses.Field[Any]", annotation: Any) -> Any:

@@ -5,23 +5,41 @@ Accuracies are percentages. Fields that a folder from an older version, a run st
 a hand edit may lack have a fallback (a default, or None), so readers never fail on them.
 """
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, Literal
+
+# How a report writes a value: a number with `digits` decimals, a count with thousands
+# separators, a learning rate (3 significant digits), or multiply-accumulates (G/M).
+Style = Literal["number", "count", "lr", "macs"]
+
+
+def shown(label: str, style: Style = "number", digits: int = 2, default: Any = MISSING) -> Any:
+    """A record field that reports show, under `label`: the one place a metric is declared
+    for the run report's tables (docs/architecture.md, "add a report metric")."""
+    metadata = {"label": label, "style": style, "digits": digits}
+    if default is MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def shown_fields(record: type) -> list["Field[Any]"]:
+    """The fields of a record class that reports show, in declaration order."""
+    return [spec for spec in fields(record) if "label" in spec.metadata]
 
 
 @dataclass(frozen=True)
 class EpochRecord:
     """One finished epoch: a line of metrics.jsonl and a row of metrics.csv."""
 
-    epoch: int
-    lr: float  # at the epoch's first step
-    train_loss: float
-    train_top1: float
-    val_loss: float | None  # None without a validation split
-    val_top1: float | None
-    val_top5: float | None
-    epoch_seconds: float
-    images_per_second: float
+    epoch: int = shown("epoch", "count")
+    lr: float = shown("lr (first step)", "lr")
+    train_loss: float = shown("train loss", digits=4)
+    train_top1: float = shown("train top-1")
+    val_loss: float | None = shown("val loss", digits=4)  # None without a validation split
+    val_top1: float | None = shown("val top-1")
+    val_top5: float | None = shown("val top-5")
+    epoch_seconds: float = shown("seconds", digits=1)
+    images_per_second: float = shown("images/s", digits=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.field_names()}
@@ -65,8 +83,8 @@ class Summary:
     dataset: str = "?"
     num_classes: int | None = None
     classes: list[str] = field(default_factory=list)
-    params: int | None = None
-    macs: int | None = None  # multiply-accumulates per image
+    params: int | None = shown("parameters", "count", default=None)
+    macs: int | None = shown("MACs per image", "macs", default=None)  # multiply-accumulates
     input_size: list[int] = field(default_factory=list)  # [C, H, W]
     epochs: int | None = None  # epochs finished
     epochs_planned: int | None = None
@@ -109,14 +127,14 @@ class EvalMetrics:
 
     split: str = "?"
     tta: str = "?"
-    count: int | None = None
-    loss: float | None = None
-    top1: float | None = None
-    top5: float | None = None
-    error_top1: float | None = None
+    count: int | None = shown("images", "count", default=None)
+    loss: float | None = shown("loss", digits=4, default=None)
+    top1: float | None = shown("top-1 (%)", default=None)
+    top5: float | None = shown("top-5 (%)", default=None)
+    error_top1: float | None = shown("error top-1 (%)", default=None)
     error_top5: float | None = None
-    correct: int | None = None
-    incorrect: int | None = None
+    correct: int | None = shown("correct", "count", default=None)
+    incorrect: int | None = shown("incorrect", "count", default=None)
     classes: list[str] = field(default_factory=list)
     per_class_top1: list[float] = field(default_factory=list)
     per_class_count: list[int] = field(default_factory=list)

@@ -1,16 +1,10 @@
-"""Read one run folder (the layout in docs of the training engine: config.yaml, env.json,
-metrics.jsonl, summary.json, eval/<split>/, checkpoints/) into plain Python values.
+"""One run folder read back as typed records (RunFolder), for reports, experiments and the API.
 
 Reading never fails on a partial folder: a run that is still training, was interrupted, has no
-evaluation yet or whose metrics file ends in a truncated line is read as far as it goes, and
+evaluation yet, or whose files were cut short or edited by hand is read as far as it goes, and
 every gap is listed in `RunFolder.warnings` so that reports can say what is missing.
 """
 
-from __future__ import annotations
-
-import dataclasses
-import json
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +14,31 @@ import numpy as np
 import yaml
 
 from classicnets.errors import UserError
-
-log = logging.getLogger(__name__)
+from classicnets.run_record.evaluation import (
+    EVAL_DIR,
+    EVAL_METRICS_FILE,
+    SAMPLES_FILE,
+    read_eval_metrics,
+)
+from classicnets.run_record.files import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EPOCHS_FILE,
+    SUMMARY_FILE,
+    read_environment,
+    read_epochs,
+    read_model_record,
+    read_steps,
+    read_summary,
+)
+from classicnets.run_record.records import (
+    Environment,
+    EpochRecord,
+    EvalMetrics,
+    ModelRecord,
+    StepRecord,
+    Summary,
+)
 
 FINISHED_STATUSES = ("complete",)
 # Eval folders shown first in reports: the plain test split, then any test-time augmentation.
@@ -29,33 +46,36 @@ EVAL_PREFERENCE = ("test", "test-flip", "test-10crop", "val")
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class EvalFolder:
     """One eval/<name>/ folder: metrics.json plus the optional samples.npz."""
 
     name: str
-    metrics: dict[str, Any]
+    metrics: EvalMetrics
     samples_path: Path | None
 
     @property
     def classes(self) -> list[str]:
-        return [str(c) for c in self.metrics.get("classes") or []]
+        return self.metrics.classes
 
     @property
     def confusion_matrix(self) -> np.ndarray | None:
-        matrix = self.metrics.get("confusion_matrix")
-        return None if matrix is None else np.asarray(matrix, dtype=np.int64)
+        matrix = self.metrics.confusion_matrix
+        return np.asarray(matrix, dtype=np.int64) if matrix else None
 
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Everything a report needs from one run folder; missing parts are empty."""
+    """Everything a report needs from one run folder; missing parts are empty or None."""
 
     path: Path
-    config: dict[str, Any]
-    env: dict[str, Any]
-    summary: dict[str, Any]
-    epochs: list[dict[str, Any]]
-    evals: dict[str, EvalResult]
+    config: dict[str, Any]  # config.yaml as written (or edited): not necessarily a RunConfig
+    env: Environment | None
+    summary: Summary  # Summary() when summary.json is missing or unreadable
+    has_summary: bool
+    epochs: list[EpochRecord]
+    steps: list[StepRecord]
+    model: ModelRecord | None
+    evals: dict[str, EvalFolder]
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -64,7 +84,7 @@ class RunFolder:
 
     @property
     def status(self) -> str:
-        return str(self.summary.get("status") or "unknown")
+        return self.summary.status
 
     @property
     def is_complete(self) -> bool:
@@ -73,24 +93,25 @@ class RunFolder:
     @property
     def model_name(self) -> str:
         section = self.config.get("model") or {}
-        return str(self.summary.get("model") or section.get("name") or "?")
+        known = self.summary.model if self.summary.model != "?" else None
+        return str(known or section.get("name") or "?")
 
     @property
     def dataset_name(self) -> str:
         section = self.config.get("data") or {}
-        return str(self.summary.get("dataset") or section.get("name") or "?")
+        known = self.summary.dataset if self.summary.dataset != "?" else None
+        return str(known or section.get("name") or "?")
 
     @property
     def classes(self) -> list[str]:
         """Class names from summary.json, else from the first evaluation."""
-        names = self.summary.get("classes")
-        if names:
-            return [str(c) for c in names]
+        if self.summary.classes:
+            return self.summary.classes
         primary = self.primary_eval
         return primary.classes if primary is not None else []
 
     @property
-    def primary_eval(self) -> EvalResult | None:
+    def primary_eval(self) -> EvalFolder | None:
         """The evaluation that figures are drawn from: test, then TTA variants, then the rest."""
         for name in EVAL_PREFERENCE:
             if name in self.evals:
@@ -98,18 +119,25 @@ class RunFolder:
         return next(iter(self.evals.values()), None)
 
     @property
-    def test_eval(self) -> EvalResult | None:
+    def test_eval(self) -> EvalFolder | None:
         return self.evals.get("test")
 
     def metric_series(self, key: str) -> tuple[list[int], list[float]]:
         """(epochs, values) of one EpochRecord field, leaving out epochs where it is null."""
         epochs, values = [], []
         for record in self.epochs:
-            value = record.get(key)
+            value = record.to_dict()[key]
             if isinstance(value, int | float) and not math.isnan(value):
-                epochs.append(int(record["epoch"]))
+                epochs.append(record.epoch)
                 values.append(float(value))
         return epochs, values
+
+    def first_epoch_reaching(self, key: str, percent: float) -> int | None:
+        """The first epoch whose `key` (an EpochRecord field, percent) is at least `percent`."""
+        for epoch, value in zip(*self.metric_series(key), strict=True):
+            if value >= percent:
+                return epoch
+        return None
 
     def best_val_top1(self) -> tuple[float | None, int | None]:
         """Best validation top-1 (percent) and its epoch, from metrics.jsonl."""
@@ -125,31 +153,38 @@ class RunFolder:
 
     def test_top1(self) -> float | None:
         test = self.test_eval
-        value = test.metrics.get("top1") if test is not None else self.summary.get("test_top1")
-        return None if value is None else float(value)
+        return test.metrics.top1 if test is not None else self.summary.test_top1
 
     def test_top5(self) -> float | None:
         test = self.test_eval
-        value = test.metrics.get("top5") if test is not None else self.summary.get("test_top5")
-        return None if value is None else float(value)
+        return test.metrics.top5 if test is not None else self.summary.test_top5
+
+    def test_loss(self) -> float | None:
+        test = self.test_eval
+        return test.metrics.loss if test is not None else self.summary.test_loss
 
     def wall_seconds(self) -> float | None:
-        value = self.summary.get("wall_seconds")
-        if value is None and self.epochs:
-            seconds = [r.get("epoch_seconds") for r in self.epochs]
-            return float(sum(s for s in seconds if isinstance(s, int | float)))
-        return None if value is None else float(value)
+        if self.summary.wall_seconds is None and self.epochs:
+            return float(
+                sum(r.epoch_seconds for r in self.epochs if math.isfinite(r.epoch_seconds))
+            )
+        return self.summary.wall_seconds
 
     def images_per_second(self) -> float | None:
-        value = self.summary.get("images_per_second")
-        if value is None:
+        if self.summary.images_per_second is None:
             _, values = self.metric_series("images_per_second")
             return float(np.mean(values)) if values else None
-        return float(value)
+        return self.summary.images_per_second
+
+    def seed(self) -> int | None:
+        seed = self.summary.seed
+        if seed is None:
+            seed = (self.config.get("train") or {}).get("seed")
+        return seed if isinstance(seed, int) else None
 
     def incomplete_reason(self) -> str | None:
         """Why this run is not (yet) a finished run, or None when it is."""
-        if not self.summary:
+        if not self.has_summary:
             return "no summary.json (the run never started properly or is from an old version)"
         if self.status == "running":
             return "status is 'running': still training, or stopped without writing its end"
@@ -163,92 +198,57 @@ def load_run(path: Path) -> RunFolder:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path} is not a run folder: no such directory")
-    markers = ("config.yaml", "summary.json", "metrics.jsonl")
+    markers = (CONFIG_FILE, SUMMARY_FILE, EPOCHS_FILE)
     if not any((path / name).is_file() for name in markers):
         raise UserError(
             f"{path} is not a run folder: it has none of {', '.join(markers)} "
             "(give a folder that `classicnets train` wrote under runs/)"
         )
     warnings: list[str] = []
-    config = _read_yaml_mapping(path / "config.yaml", warnings)
-    env = _read_json_mapping(path / "env.json", warnings)
-    summary = _read_json_mapping(path / "summary.json", warnings)
-    epochs = read_metrics_jsonl(path / "metrics.jsonl", warnings)
-    evals = _read_evals(path / "eval", warnings)
-    run = RunFolder(path, config, env, summary, epochs, evals, warnings)
+    config = _read_yaml_mapping(path / CONFIG_FILE, warnings)
+    env = read_environment(path, warnings)
+    summary = read_summary(path, warnings)
+    epochs = read_epochs(path, warnings)
+    steps = read_steps(path, warnings)
+    model = read_model_record(path, []) if (path / "model.json").is_file() else None
+    evals = _read_evals(path / EVAL_DIR, warnings)
+    run = RunFolder(
+        path,
+        config,
+        env,
+        summary or Summary(),
+        summary is not None,
+        epochs,
+        steps,
+        model,
+        evals,
+        warnings,
+    )
     reason = run.incomplete_reason()
     if reason is not None:
         warnings.insert(0, f"incomplete run: {reason}")
     if not evals:
-        warnings.append("no evaluation yet (no eval/*/metrics.json)")
-    for message in warnings:
-        log.debug("%s: %s", path, message)
+        warnings.append(f"no evaluation yet (no {EVAL_DIR}/*/{EVAL_METRICS_FILE})")
     return run
 
 
-def read_metrics_jsonl(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    """EpochRecords sorted by epoch. Unreadable lines are skipped with a warning; when an
-    epoch appears twice (a resumed run redid it) the later line wins."""
-    if not path.is_file():
-        warnings.append("no metrics.jsonl (no epoch has finished)")
-        return []
-    lines = path.read_text(errors="replace").splitlines()
-    by_epoch: dict[int, dict[str, Any]] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            where = "last line" if number == len(lines) else f"line {number}"
-            warnings.append(
-                f"metrics.jsonl: skipped the {where}, which is not valid JSON "
-                "(truncated while being written?)"
-            )
-            continue
-        epoch = record.get("epoch") if isinstance(record, dict) else None
-        if not isinstance(epoch, int):
-            warnings.append(f"metrics.jsonl: skipped line {number}, which has no integer 'epoch'")
-            continue
-        if epoch in by_epoch:
-            warnings.append(f"metrics.jsonl: epoch {epoch} appears twice; kept the later line")
-        by_epoch[epoch] = record
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def _read_evals(eval_dir: Path, warnings: list[str]) -> dict[str, EvalResult]:
+def _read_evals(eval_dir: Path, warnings: list[str]) -> dict[str, EvalFolder]:
     if not eval_dir.is_dir():
         return {}
-    found: dict[str, EvalResult] = {}
+    found: dict[str, EvalFolder] = {}
     for folder in sorted(p for p in eval_dir.iterdir() if p.is_dir()):
-        metrics = _read_json_mapping(folder / "metrics.json", warnings, required=False)
-        if not metrics:
-            warnings.append(f"eval/{folder.name}: no readable metrics.json; skipped")
+        metrics = read_eval_metrics(folder, warnings)
+        if metrics is None:
+            warnings.append(f"{EVAL_DIR}/{folder.name}: no readable {EVAL_METRICS_FILE}; skipped")
             continue
-        samples = folder / "samples.npz"
-        found[folder.name] = EvalResult(
+        samples = folder / SAMPLES_FILE
+        found[folder.name] = EvalFolder(
             folder.name, metrics, samples if samples.is_file() else None
         )
     ordered = [n for n in EVAL_PREFERENCE if n in found] + [
         n for n in found if n not in EVAL_PREFERENCE
     ]
     return {name: found[name] for name in ordered}
-
-
-def _read_json_mapping(path: Path, warnings: list[str], required: bool = True) -> dict[str, Any]:
-    if not path.is_file():
-        if required:
-            warnings.append(f"no {path.name}")
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as error:
-        warnings.append(f"{path.name} is unreadable ({error}); ignored")
-        return {}
-    if not isinstance(data, dict):
-        warnings.append(f"{path.name} does not hold a JSON object; ignored")
-        return {}
-    return data
 
 
 def _read_yaml_mapping(path: Path, warnings: list[str]) -> dict[str, Any]:
@@ -264,50 +264,6 @@ def _read_yaml_mapping(path: Path, warnings: list[str]) -> dict[str, Any]:
         warnings.append(f"{path.name} does not hold a mapping; ignored")
         return {}
     return data
-
-
-@dataclass(frozen=True)
-class Samples:
-    """eval/<name>/samples.npz: de-normalised uint8 images with their top-5 predictions."""
-
-    images: np.ndarray  # (N, H, W, 3) uint8
-    targets: np.ndarray  # (N,)
-    top5_indices: np.ndarray  # (N, 5)
-    top5_probs: np.ndarray  # (N, 5)
-    classes: list[str]
-
-
-def load_samples(path: Path, warnings: list[str]) -> Samples | None:
-    """Read samples.npz, or return None (with a warning) when it is unusable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            samples = Samples(
-                images=np.asarray(data["images"]),
-                targets=np.asarray(data["targets"]).astype(np.int64),
-                top5_indices=np.asarray(data["top5_indices"]).astype(np.int64),
-                top5_probs=np.asarray(data["top5_probs"]).astype(np.float32),
-                classes=[str(c) for c in data["classes"]],
-            )
-    except (OSError, KeyError, ValueError) as error:
-        warnings.append(f"{path.parent.name}/samples.npz is unreadable ({error}); no image grid")
-        return None
-    images = samples.images
-    if images.ndim == 3:  # (N, H, W) grey images: show them as RGB
-        images = images[..., None]
-    if images.ndim == 4 and images.shape[-1] == 1:
-        samples = dataclasses.replace(samples, images=np.repeat(images, 3, axis=-1))
-    count = len(samples.images)
-    shapes_ok = (
-        samples.images.ndim == 4
-        and samples.images.shape[-1] == 3
-        and samples.targets.shape == (count,)
-        and samples.top5_indices.shape[0] == count
-        and samples.top5_probs.shape == samples.top5_indices.shape
-    )
-    if not shapes_ok:
-        warnings.append(f"{path.parent.name}/samples.npz has inconsistent shapes; no image grid")
-        return None
-    return samples
 
 
 def load_first_layer_weight(run_dir: Path, warnings: list[str]) -> tuple[np.ndarray, str] | None:
@@ -327,7 +283,7 @@ def load_first_layer_weight(run_dir: Path, warnings: list[str]) -> tuple[np.ndar
         else:
             return _rgb_filters({"model": tensors}, best.name, warnings)
     for name in ("best.pt", "last.pt"):
-        path = run_dir / "checkpoints" / name
+        path = run_dir / CHECKPOINTS_DIR / name
         if not path.is_file():
             continue
         try:
@@ -353,3 +309,6 @@ def _rgb_filters(
             return tensor.detach().float().cpu().numpy(), name
     warnings.append(f"checkpoints/{name}: no conv weight with 3 input channels")
     return None
+
+
+__all__ = ["EvalFolder", "RunFolder", "load_first_layer_weight", "load_run"]
