@@ -85,3 +85,14 @@ def test_fused_cpu_update_follows_the_one_by_one_update(
             optimizer.zero_grad(set_to_none=True)
     for ours, reference in zip(model.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(ours, reference)
+
+
+def test_bias_and_norm_parameters_skip_decay_only_when_asked() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    everything = build_optimizer(model, OptimConfig(weight_decay=1e-3))
+    assert [group["weight_decay"] for group in everything.param_groups] == [1e-3]
+    split = build_optimizer(model, OptimConfig(weight_decay=1e-3, decay_bias_and_norm=False))
+    decayed, exempt = split.param_groups
+    assert decayed["weight_decay"] == 1e-3 and exempt["weight_decay"] == 0.0
+    assert {p.ndim for p in decayed["params"]} == {2, 4}  # conv and linear weights
+    assert len(exempt["params"]) == 4 and all(p.ndim == 1 for p in exempt["params"])

@@ -1,14 +1,18 @@
 """The run record: each file's writer and reader agree, readers turn damage into notes, and a
 training run writes the model table and the step log."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 from classicnets.config import load_config
 from classicnets.run_record import (
+    Environment,
     EpochRecord,
     EvalMetrics,
+    LayerRecord,
+    ModelRecord,
     StepLog,
     StepRecord,
     Summary,
@@ -115,3 +119,16 @@ def test_training_writes_the_layer_table_and_a_step_line_per_log_interval(
     assert per_epoch >= 1 and [s.epoch for s in steps] == [1] * per_epoch + [2] * per_epoch
     assert [s.step for s in steps] == sorted(s.step for s in steps)
     assert all(math.isfinite(s.train_loss) and s.lr > 0 for s in steps)
+
+
+def test_run_folder_doc_names_every_field_of_every_record() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "run-folder.md").read_text()
+    records = (Environment, EpochRecord, StepRecord, Summary, EvalMetrics, ModelRecord)
+    missing = [
+        f"{record.__name__}.{spec.name}"
+        for record in (*records, LayerRecord)
+        for spec in dataclasses.fields(record)
+        if f'"{spec.name}"' not in doc
+    ]
+    assert missing == []
+    assert all(record.__name__ in doc for record in records)

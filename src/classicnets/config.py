@@ -200,6 +200,9 @@ class OptimConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5.0e-4
+    # AlexNet §5, VGG §3.1 and ResNet §3.4 give one weight decay for the whole net; false puts
+    # biases and norm-layer parameters (every 0-d or 1-d parameter) in a group without decay.
+    decay_bias_and_norm: bool = True
     body_lr_scale: float = 1.0  # fine-tuning: the lr outside the classifier is lr x this
 
 

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,14 +14,19 @@ from classicnets.models.pretrained import optimizer_groups
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (optionally Nesterov), Adam or AdamW. Weight decay skips biases and norm layers'
-    parameters only for AdamW, following its paper (decoupled decay, arXiv:1711.05101)."""
+    """SGD (optionally Nesterov), Adam or AdamW (decoupled decay, arXiv:1711.05101). Weight
+    decay applies to every parameter, as the papers train, unless optim.decay_bias_and_norm
+    is false: then biases and norm layers' parameters get none."""
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):  # also in config_ranges: a cheap guard
         raise UserError(f"optim.lr must be positive and finite; got {cfg.lr}")
-    params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
-    fused = fused_update_available(params)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    fused = fused_update_available(trainable)
+    groups = [{"params": trainable}]
     if cfg.body_lr_scale != 1.0:  # fine-tuning: the classifier at lr, the body at lr x scale
-        params = optimizer_groups(model, cfg.body_lr_scale, cfg.lr)  # type: ignore[assignment]
+        groups = optimizer_groups(model, cfg.body_lr_scale, cfg.lr)
+    if not cfg.decay_bias_and_norm:
+        groups = without_decay_on_bias_and_norm(groups)
+    params: Any = groups
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params,
@@ -33,6 +39,17 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+
+
+def without_decay_on_bias_and_norm(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each group split in two: its matrices and kernels (decayed), and its biases and
+    norm-layer scales and shifts, the 0-d and 1-d parameters, with weight_decay 0."""
+    split = []
+    for group in groups:
+        decayed = [p for p in group["params"] if p.ndim > 1]
+        exempt = [p for p in group["params"] if p.ndim <= 1]
+        split += [{**group, "params": decayed}, {**group, "params": exempt, "weight_decay": 0.0}]
+    return [group for group in split if group["params"]]
 
 
 def fused_update_available(params: Iterable[nn.Parameter]) -> bool | None:
