@@ -215,3 +215,20 @@ def test_a_real_trial_leaves_the_random_stream_and_gradients_alone() -> None:
     decided = model(x)
     assert torch.equal(measured, decided)
     assert torch.equal(after_measured, torch.get_rng_state())
+
+
+def test_no_trial_runs_under_a_dispatch_mode_such_as_the_flop_counter() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    timer = CountingTimer(winner="fast")
+    layer = Conv2d(4, 6, 3, padding=1).to(memory_format=CL)
+    use_kernels(layer, "auto", CPU, timer=timer)
+    x = torch.randn(2, 4, 8, 8).contiguous(memory_format=CL)
+    with FlopCounterMode(display=False) as counter:
+        layer(x).sum().backward()
+    assert timer.calls == 0  # neither timed nor counted through the mode
+    assert counter.get_total_flops() == 2 * (2 * 2 * 8 * 8 * 6 * 4 * 9)  # forward + weight grad
+    layer(x)  # outside it, the trial runs; afterwards the mode sees the path chosen
+    assert timer.calls > 0
+    with FlopCounterMode(display=False):
+        assert type(layer(x).grad_fn).__name__ == "_Conv2dFnBackward"

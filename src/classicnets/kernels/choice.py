@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from classicnets.atomic import atomic_write_text
 
@@ -215,6 +216,11 @@ def chosen_forward(
     trials = getattr(layer, "kernel_trials", None)
     if not isinstance(trials, KernelTrials) or torch.compiler.is_compiling():
         return stock(x)
-    if trials.use_fast(layer_key(layer, x), trial(layer, x, fast, stock)):
+    key = layer_key(layer, x)
+    if _get_current_dispatch_mode() is not None:
+        # Under a dispatch mode (FlopCounterMode, a tracer) a trial would be timed through
+        # the mode and counted by it: take the choice already made, else torch's, untried.
+        return fast(x) if trials.choices.get(key) == "fast" else stock(x)
+    if trials.use_fast(key, trial(layer, x, fast, stock)):
         return fast(x)
     return stock(x)
