@@ -2,6 +2,7 @@
 both runs' predictions, as the published Imagenette BatchNorm comparison tabulates them."""
 
 import csv
+import json
 from pathlib import Path
 
 from test_report_fixtures import make_run_folder
@@ -54,3 +55,29 @@ def test_comparison_without_predictions_says_so(tmp_path: Path) -> None:
     write_comparison([("a", [runs[0]]), ("b", [runs[1]])], out)
     assert "no per-image counts" in (out / "comparison.md").read_text()
     assert not (out / "comparison_per_image.csv").exists()
+
+
+def test_comparison_reads_epochs_to_x_from_test_monitoring_marked_as_such(tmp_path: Path) -> None:
+    runs = []
+    for name, curve in (("plain", (13.0, 60.0, 79.0, 85.0)), ("bn", (51.0, 82.0, 88.0, 90.0))):
+        run = make_run_folder(tmp_path, name, with_checkpoint=False)
+        path = run / "metrics.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row, value in zip(rows, curve, strict=True):
+            row["monitor_test_top1"] = value
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        runs.append(run)
+    out = tmp_path / "cmp"
+    write_comparison([("no BN", [runs[0]]), ("BN", [runs[1]])], out, at=[80])
+    markdown = (out / "comparison.md").read_text()
+    assert "epochs to 80% test top-1 (monitoring)" in markdown
+    gap = markdown[markdown.index("| label | Δ test top-1") :].splitlines()
+    cells = {
+        line.strip("|").split("|")[0].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in gap[2:4]
+    }
+    # val (the fixture's 50, 70, 80, 85) reaches 80% in epoch 3; test monitoring separately
+    assert cells["BN"][-2:] == ["3", "2"]
+    assert cells["no BN"][-2:] == ["3", "4"]
+    html = (out / "comparison.html").read_text()
+    assert "test-set monitoring" in html

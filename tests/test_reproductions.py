@@ -193,3 +193,23 @@ def test_flip_recipe_mirrors_the_share_data_flip_probability_says(in_memory: str
     assert batches.shape == (600, 3, 32, 32)  # no crop: the whole image
     mirrored = (batches[:, 0, 0, 0] > 0.5).float().mean().item()
     assert abs(mirrored - 0.7) < 0.06
+
+
+def test_monitor_test_records_the_test_split_every_epoch_and_selects_nothing(
+    tmp_path: Path,
+) -> None:
+    base = ["train.epochs=3", "train.progress=false", "train.log_every_steps=1"]
+    watched = fit(load_config("smoke", [*base, "train.monitor_test=true"]), tmp_path / "on")
+    plain = fit(load_config("smoke", base), tmp_path / "off")
+    rows = [json.loads(line) for line in (watched / "metrics.jsonl").read_text().splitlines()]
+    plain_rows = [json.loads(line) for line in (plain / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["monitor_test_top1"] is not None for row in rows)
+    assert all(row["monitor_test_top1"] is None for row in plain_rows)
+    # Monitoring changes nothing else: the same training, the same best-by-val epoch and test.
+    for row, other in zip(rows, plain_rows, strict=True):
+        assert (row["train_loss"], row["val_top1"]) == (other["train_loss"], other["val_top1"])
+    summaries = [json.loads((run / "summary.json").read_text()) for run in (watched, plain)]
+    assert summaries[0]["best_epoch"] == summaries[1]["best_epoch"]
+    assert summaries[0]["test_top1"] == summaries[1]["test_top1"]
+    best = summaries[0]["best_epoch"]
+    assert rows[best - 1]["monitor_test_top1"] == pytest.approx(summaries[0]["test_top1"])

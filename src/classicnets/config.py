@@ -245,6 +245,10 @@ class TrainConfig:
     tta: TestViews = "none"  # test-time augmentation of the final test
     # A complete run keeps best.safetensors and last.pt; true keeps best.pt and previous.pt too.
     keep_optimizer_state: bool = False
+    # Also score the test split after every epoch, as some published runs do: recorded as
+    # test-set monitoring (monitor_test_* in metrics.jsonl), never used to pick a checkpoint,
+    # stop early or step a schedule; the test split stays what the final test scores.
+    monitor_test: bool = False
     progress: bool = True
     # A fixed run folder name under --out. If that folder already holds a checkpoint of the
     # same config, training resumes from it: restarted torchrun workers continue the run.

@@ -173,6 +173,8 @@ def build_comparison_document(groups: list[RunGroup], at: list[float]) -> Docume
     blocks.append(_gap_table(groups, at))
     blocks.append(Heading("Learning curves"))
     blocks.append(_curves_image(groups))
+    if any(run.metric_series(MONITOR_KEY)[0] for g in groups for run in g.runs):
+        blocks.append(_monitor_curves_image(groups))
     blocks.append(Heading("Test images, run by run"))
     blocks.append(per_image.outcome_table([(group.label, group.runs) for group in groups]))
     blocks.append(Heading(f"Per-class test top-1 change vs {groups[0].label}"))
@@ -271,16 +273,19 @@ def _seconds_mean_std(values: list[float | None], total: int) -> str:
     return text + (f" (n={present})" if present < total else "")
 
 
-def epochs_to_reach(run: RunFolder, threshold: float) -> int | None:
-    """The first epoch whose val top-1 is at least `threshold` percent, or None."""
-    return run.first_epoch_reaching("val_top1", threshold)
+MONITOR_KEY = "monitor_test_top1"  # train.monitor_test: test-set monitoring, per epoch
 
 
-def _epochs_to_reach_cell(group: RunGroup, threshold: float) -> str:
-    has_val = [run for run in group.runs if run.metric_series("val_top1")[0]]
+def epochs_to_reach(run: RunFolder, threshold: float, key: str = "val_top1") -> int | None:
+    """The first epoch whose `key` (val top-1) is at least `threshold` percent, or None."""
+    return run.first_epoch_reaching(key, threshold)
+
+
+def _epochs_to_reach_cell(group: RunGroup, threshold: float, key: str = "val_top1") -> str:
+    has_val = [run for run in group.runs if run.metric_series(key)[0]]
     if not has_val:
         return MISSING
-    reached = [epochs_to_reach(run, threshold) for run in has_val]
+    reached = [epochs_to_reach(run, threshold, key) for run in has_val]
     hits = [float(e) for e in reached if e is not None]
     if not hits:
         # An unfinished run may still get there.
@@ -298,6 +303,9 @@ def _gap_table(groups: list[RunGroup], at: list[float]) -> Table:
     reference = groups[0]
     headers = ["label", "Δ test top-1 (pp)", "Δ best val top-1 (pp)"]
     headers += [f"epochs to {_format_threshold(x)}% val top-1" for x in at]
+    monitored = any(run.metric_series(MONITOR_KEY)[0] for g in groups for run in g.runs)
+    if monitored:  # test-set monitoring: reported as such, never used to select anything
+        headers += [f"epochs to {_format_threshold(x)}% test top-1 (monitoring)" for x in at]
     rows = []
     for index, group in enumerate(groups):
         deltas = []
@@ -310,7 +318,10 @@ def _gap_table(groups: list[RunGroup], at: list[float]) -> Table:
                 deltas.append(
                     format_delta(None if mine is None or theirs is None else mine - theirs)
                 )
-        rows.append([group.label, *deltas, *(_epochs_to_reach_cell(group, x) for x in at)])
+        cells = [_epochs_to_reach_cell(group, x) for x in at]
+        if monitored:
+            cells += [_epochs_to_reach_cell(group, x, MONITOR_KEY) for x in at]
+        rows.append([group.label, *deltas, *cells])
     return Table(headers, rows, table_id="gap")
 
 
@@ -342,6 +353,18 @@ def _curves_image(groups: list[RunGroup]) -> Image | Paragraph:
         "the epochs all runs of a group have finished."
     )
     return Image("learning_curves", caption, plots.png_bytes(figure))
+
+
+def _monitor_curves_image(groups: list[RunGroup]) -> Image:
+    top1 = [_mean_curve(group, MONITOR_KEY) for group in groups]
+    loss = [_mean_curve(group, "train_loss") for group in groups]
+    label = "test top-1 (monitoring)"
+    figure = plots.figure_compare_curves(top1, loss, top1_label=label)
+    caption = (
+        "Test top-1 after every epoch (train.monitor_test: test-set monitoring, never used to "
+        "select a checkpoint) and train loss."
+    )
+    return Image("test_monitoring_curves", caption, plots.png_bytes(figure))
 
 
 def _per_class_means(group: RunGroup) -> tuple[dict[str, float], int]:

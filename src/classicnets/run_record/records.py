@@ -40,6 +40,10 @@ class EpochRecord:
     val_top5: float | None = shown("val top-5")
     epoch_seconds: float = shown("seconds", digits=1)
     images_per_second: float = shown("images/s", digits=1)
+    # train.monitor_test: the test split after this epoch; test-set monitoring only, which
+    # nothing selects, stops or schedules on (close_epoch reads val_top1 alone).
+    monitor_test_loss: float | None = shown("test loss (monitoring)", digits=4, default=None)
+    monitor_test_top1: float | None = shown("test top-1 (monitoring)", default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.field_names()}
@@ -57,9 +61,14 @@ class EpochRecord:
                 f" top5 {self.val_top5:.2f}%"
             )
         )
+        monitor = (
+            ""
+            if self.monitor_test_top1 is None
+            else f" | test top1 {self.monitor_test_top1:.2f}% (monitoring)"
+        )
         return (
             f"epoch {self.epoch} | lr {self.lr:.3g} | train loss {self.train_loss:.4f} "
-            f"top1 {self.train_top1:.2f}%{val} | {self.epoch_seconds:.1f}s "
+            f"top1 {self.train_top1:.2f}%{val}{monitor} | {self.epoch_seconds:.1f}s "
             f"{self.images_per_second:.0f} img/s"
         )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from classicnets.config import RunConfig, config_to_dict
 from classicnets.errors import UserError
-from classicnets.evaluate.loop import evaluate, merge_results
+from classicnets.evaluate.loop import EvalResult, evaluate, merge_results
 from classicnets.evaluate.split import evaluate_split, write_split_result
 from classicnets.run_record import EpochRecord, EvalMetrics, write_summary
 from classicnets.train.best_weights import BEST_WEIGHTS_FILE
@@ -103,6 +103,7 @@ def epoch_record(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
         )
         if parts.dist.is_distributed:
             val = merge_results(gather_all(val, parts.dist))
+    monitor = _monitor_test(parts)
     return EpochRecord(
         epoch=epoch,
         lr=sums.lr,
@@ -113,7 +114,22 @@ def epoch_record(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
         val_top5=val.top5 if val else None,
         epoch_seconds=sums.seconds,
         images_per_second=sums.loss.count / max(sums.seconds, 1e-9),
+        monitor_test_loss=monitor.loss if monitor else None,
+        monitor_test_top1=monitor.top1 if monitor else None,
     )
+
+
+def _monitor_test(parts: RunParts) -> EvalResult | None:
+    """train.monitor_test: the test split scored now, for the record only (nothing selects,
+    stops or schedules on it: close_epoch reads val_top1 alone)."""
+    loader = parts.data.monitor_loader
+    if loader is None:
+        return None
+    sync_buffers(parts.model.module, parts.dist)
+    result = evaluate(
+        parts.model.for_eval(parts.dist), loader.epoch(0), parts.precision, len(parts.info.classes)
+    )
+    return merge_results(gather_all(result, parts.dist)) if parts.dist.is_distributed else result
 
 
 def final_test(run: Run) -> EvalMetrics | None:

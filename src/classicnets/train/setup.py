@@ -33,6 +33,7 @@ class RunData:
     splits: DataSplits
     train_loader: Loader
     val_loader: Loader | None
+    monitor_loader: Loader | None = None  # the test split, with train.monitor_test only
 
     @property
     def info(self) -> DatasetInfo:
@@ -144,7 +145,8 @@ def build_run_parts(
 def build_run_data(
     config: RunConfig, splits: DataSplits, device: torch.device, ctx: DistContext
 ) -> RunData:
-    """This rank's training and validation loaders over `splits`."""
+    """This rank's training and validation loaders over `splits` (and, with
+    train.monitor_test, a test loader for the per-epoch monitoring)."""
     cfg = config.train
     loaders = [
         build_loader(
@@ -157,10 +159,12 @@ def build_run_data(
             device=device,
             shard=ctx.shard,
         )
-        for dataset in (splits.train, splits.val)
+        for dataset in (splits.train, splits.val, splits.test if cfg.monitor_test else None)
         if dataset is not None
     ]
-    return RunData(splits, loaders[0], loaders[1] if len(loaders) > 1 else None)
+    val = loaders[1] if splits.val is not None else None
+    monitor = loaders[-1] if cfg.monitor_test else None
+    return RunData(splits, loaders[0], val, monitor)
 
 
 def describe_model(model: nn.Module, name: str, image_size: int) -> ModelRecord:
