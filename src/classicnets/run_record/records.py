@@ -26,6 +26,8 @@ def shown_fields(record: type) -> list["Field[Any]"]:
     """The fields of a record class that reports show, in declaration order."""
     return [spec for spec in fields(record) if "label" in spec.metadata]
 
+MONITOR_FIELDS = ("monitor_test_loss", "monitor_test_top1")
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -46,7 +48,12 @@ class EpochRecord:
     monitor_test_top1: float | None = shown("test top-1 (monitoring)", default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.field_names()}
+        # The monitoring fields appear only in runs that asked for them (train.monitor_test).
+        return {
+            name: getattr(self, name)
+            for name in self.field_names()
+            if not (name in MONITOR_FIELDS and getattr(self, name) is None)
+        }
 
     @classmethod
     def field_names(cls) -> list[str]:
