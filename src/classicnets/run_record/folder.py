@@ -126,7 +126,7 @@ class RunFolder:
         """(epochs, values) of one EpochRecord field, leaving out epochs where it is null."""
         epochs, values = [], []
         for record in self.epochs:
-            value = record.to_dict()[key]
+            value = getattr(record, key, None)
             if isinstance(value, int | float) and not math.isnan(value):
                 epochs.append(record.epoch)
                 values.append(float(value))
