@@ -26,6 +26,7 @@ def shown_fields(record: type) -> list["Field[Any]"]:
     """The fields of a record class that reports show, in declaration order."""
     return [spec for spec in fields(record) if "label" in spec.metadata]
 
+
 MONITOR_FIELDS = ("monitor_test_loss", "monitor_test_top1")
 
 
