@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from classicnets.config import RunConfig, config_to_dict
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import EvalResult, evaluate, merge_results
@@ -103,7 +105,8 @@ def epoch_record(parts: RunParts, epoch: int, sums: EpochSums) -> EpochRecord:
         )
         if parts.dist.is_distributed:
             val = merge_results(gather_all(val, parts.dist))
-    monitor = _monitor_test(parts)
+    with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed from this RNG
+        monitor = _monitor_test(parts)
     return EpochRecord(
         epoch=epoch,
         lr=sums.lr,
