@@ -213,6 +213,10 @@ def test_fixed_run_name_starts_over_when_killed_before_its_first_checkpoint(tmp_
         for path in sorted((run_dir / name).rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
     (run_dir / "summary.json").write_text('{"status": "running"}')
+    # what a SIGKILL leaves: the lock file of a process that is gone
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (run_dir / ".lock").write_text(json.dumps({"pid": dead.pid, "host": "here"}))
     assert status(fit(config, tmp_path)) == "complete"
     assert (run_dir / "checkpoints/last.pt").is_file()
 

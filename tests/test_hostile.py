@@ -3,9 +3,12 @@ real faults. Each ends in one line and the documented exit code, and nothing run
 a file or loses a run."""
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from test_zoo import make_imagenet
 
 from classicnets.cli import main
 from classicnets.config import load_config
+from classicnets.errors import UserError
 from classicnets.train.checkpoint import load_checkpoint, load_resume_checkpoint, save_checkpoint
 from classicnets.train.loop import fit
 
@@ -412,3 +416,120 @@ def test_a_figure_that_fails_says_why() -> None:
         "ValueError: ParseException: Expected token"
     )
     assert plots.failure_reason(ValueError("")) == "ValueError"
+
+
+# --- one writer per run folder ------------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_a_second_writer_stops_naming_the_holder_and_a_stale_lock_is_taken_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from classicnets.train.run_lock import RunLock
+
+    run = fit(load_config("smoke", ["train.epochs=2"]), tmp_path, stop_after_steps=5)
+    metrics_before = (run / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    with RunLock(run):  # another process training this run
+        assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"in use by pid {os.getpid()}" in err[-1] and len(err) == 1
+    assert (run / "metrics.jsonl").read_text() == metrics_before  # nothing written twice
+    (run / ".lock").write_text(f'{{"pid": {dead_pid()}, "host": "gone"}}')  # killed holder
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "stale lock" in capsys.readouterr().err
+    assert [row["epoch"] for row in map(json.loads, (run / "metrics.jsonl").open())] == [1, 2]
+    assert not (run / ".lock").exists()
+
+
+def test_a_run_name_restart_never_clears_a_live_first_epoch_run(tmp_path: Path) -> None:
+    """The first process is in its first epoch (config.yaml written, no checkpoint yet)."""
+    overrides = ["train.run_name=job", "data.synthetic_count=3000", "train.epochs=1"]
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    command = [sys.executable, "-m", "classicnets", "train", "--preset", "smoke", *sets]
+    first = subprocess.Popen(
+        [*command, "--out", str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run = tmp_path / "job"
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "env.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # the lock is taken right after env.json is written
+        with pytest.raises(UserError, match=f"in use by pid {first.pid}"):
+            fit(load_config("smoke", overrides), tmp_path)
+        with pytest.raises(UserError, match=f"in use by pid {first.pid}"):
+            fit(load_config("smoke", overrides), resume=run)  # a second writer
+        assert (run / "config.yaml").is_file() and (run / "env.json").is_file()
+        assert not list(run.glob("checkpoints/*.pt"))  # still in its first epoch
+    finally:
+        first.kill()
+        first.wait()
+    # killed before its first checkpoint: now the folder provably holds no run
+    assert fit(load_config("smoke", overrides), tmp_path, stop_after_steps=2) == run
+
+
+# --- divergence and vanished folders ------------------------------------------------------------
+
+
+def test_a_diverging_run_never_saves_non_finite_weights_and_says_which_step_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The loss is checked every 100 steps, checkpoints are saved every step."""
+    sets = ["optim.lr=1e9", "optim.momentum=0", "train.checkpoint_every_steps=1"]
+    sets += ["train.log_every_steps=100", "train.epochs=3"]
+    args = [arg for override in sets for arg in ("--set", override)]
+    assert main(["train", "--preset", "smoke", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "non-finite" in err or "loss became" in err
+    (run,) = tmp_path.iterdir()
+    for path in sorted(run.glob("checkpoints/*.pt")):
+        model = torch.load(path, weights_only=False)["model"]  # our own files, any format
+        assert all(tensor.isfinite().all() for tensor in model.values()), path.name
+    last = load_checkpoint(run / "checkpoints/last.pt")
+    if "non-finite" in err:
+        assert f"last.pt still holds step {last['train_state']['global_step']}" in err
+
+
+def test_evaluate_refuses_non_finite_weights_in_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = load_checkpoint(run_dir / "checkpoints/best.pt")
+    state["model"]["classifier.weight"][0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    assert main(["evaluate", str(tmp_path / "nan.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite weights (classifier.weight" in err[0]
+
+
+@pytest.mark.parametrize("loss", ["folder", "config"])
+def test_a_run_whose_folder_vanishes_mid_run_stops_without_recreating_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], loss: str
+) -> None:
+    from classicnets.train import loop as loop_module
+
+    real_save, calls = loop_module.save_checkpoint, [0]
+
+    def save_then_vanish(state: object, path: Path, *args: object, **kwargs: object) -> None:
+        real_save(state, path, *args, **kwargs)  # type: ignore[arg-type]
+        calls[0] += 1
+        if calls[0] == 2:  # someone deletes the folder (or its config) mid-run
+            run = path.parent.parent
+            shutil.rmtree(run) if loss == "folder" else (run / "config.yaml").unlink()
+
+    monkeypatch.setattr(loop_module, "save_checkpoint", save_then_vanish)
+    sets = ["--set", "train.epochs=2", "--set", "train.checkpoint_every_steps=1"]
+    code = main(["train", "--preset", "smoke", "--out", str(tmp_path / "runs"), *sets])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "during training" in err[-1], err
+    runs = list((tmp_path / "runs").iterdir())
+    assert runs == [] if loss == "folder" else not (runs[0] / "config.yaml").exists()

@@ -43,6 +43,35 @@ class UnsafeCheckpointError(UserError):
     """The file asks the unpickler for code (a global a checkpoint never needs): refused."""
 
 
+class NonFiniteWeightsError(UserError):
+    """Weights holding NaN or infinity: never saved, and refused when loaded."""
+
+
+def non_finite_tensors(state: dict[str, Any]) -> list[str]:
+    """The names of the floating-point tensors in `state` holding a NaN or an infinity."""
+    names = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not names:
+        return []
+    finite = torch.stack([state[name].isfinite().all().cpu() for name in names]).tolist()
+    return [name for name, ok in zip(names, finite, strict=True) if not ok]
+
+
+def refuse_non_finite(model_state: dict[str, Any], step: int, last_good_step: int | None) -> None:
+    """Before a save: stop a run whose weights went non-finite, keeping the last good copy."""
+    bad = non_finite_tensors(model_state)
+    if bad:
+        kept = (
+            f"checkpoints/last.pt still holds step {last_good_step}"
+            if last_good_step is not None
+            else "no checkpoint had been saved yet"
+        )
+        raise NonFiniteWeightsError(
+            f"the weights became non-finite by step {step} ({bad[0]} and {len(bad) - 1} more "
+            f"tensors); stopped without saving them: {kept}. Try a lower optim.lr or "
+            "train.grad_clip"
+        )
+
+
 def save_checkpoint(state: dict[str, Any], path: Path, keep_previous: bool = False) -> None:
     """Save `state` at `path` atomically; with keep_previous, the old file becomes previous.pt."""
     if keep_previous and path.exists():
@@ -108,8 +137,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is truncated or not a checkpoint ({_first_line(error)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise UserError(f"{path} is truncated or not a checkpoint ({_first_line(error)})") from None
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise UserError(f"{path} is not a classicnets checkpoint (no 'model' entry)")
+    bad = non_finite_tensors(state["model"])
+    if bad:
+        raise NonFiniteWeightsError(
+            f"{path} holds non-finite weights ({bad[0]} and {len(bad) - 1} more tensors): "
+            "saved by a diverged run; refusing to use it"
+        )
     return dict(_decode(state))
 
 

@@ -6,6 +6,7 @@ checkpoint, even one saved mid-epoch, continues bit for bit as if it had never s
 Under torchrun the same loop runs on every rank (train/distributed.py has the rules).
 """
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ from classicnets.train.run_folder import (
     restart_point,
     start_run_folder,
 )
+from classicnets.train.run_lock import RunLock
 from classicnets.train.seeding import restore_rng_state
 from classicnets.train.setup import RunParts, build_run_parts
 from classicnets.train.state import (
@@ -83,7 +85,7 @@ def fit(
     of the same config is resumed: what restarted torchrun workers need.
     Under torchrun, every rank calls fit() and gets the same run folder back.
     """
-    with distributed_session(config.train) as ctx:
+    with distributed_session(config.train) as ctx, contextlib.ExitStack() as locks:
         if resume is None and run_name is None and config.train.run_name:
             mode, found = broadcast_from_main(
                 restart_point(config, out_root) if ctx.is_main else ("", None), ctx
@@ -92,7 +94,7 @@ def fit(
                 log.info("%s is already complete; nothing to do", found)
                 return found
             resume, run_name = found, config.train.run_name
-        return _fit(config, out_root, resume, command, stop_after_steps, run_name, ctx)
+        return _fit(config, out_root, resume, command, stop_after_steps, run_name, ctx, locks)
 
 
 @dataclass
@@ -114,9 +116,12 @@ def _fit(
     stop_after_steps: int | None,
     run_name: str | None,
     ctx: DistContext,
+    locks: contextlib.ExitStack,
 ) -> Path:
     checkpoint: dict[str, Any] | None = None
     if resume is not None:
+        if ctx.is_main:  # one writer per run folder, held until fit() returns
+            locks.enter_context(RunLock(resume))
         checkpoint, checkpoint_path = load_resume_checkpoint(resume)
         log.info("resuming %s from %s", resume, checkpoint_path.name)
     parts = build_run_parts(config, checkpoint, ctx)
@@ -132,9 +137,12 @@ def _fit(
         created = (
             start_run_folder(config, parts, out_root, command, run_name) if ctx.is_main else None
         )
+        if created is not None:
+            locks.enter_context(RunLock(created))
         run_dir = _shared_path(broadcast_from_main(created, ctx))
     outputs = open_outputs(config, parts, state, run_dir) if ctx.is_main else None
     run = Run(config, parts, state, run_dir, outputs, state.wall_seconds)
+    run.saved_step = state.global_step if checkpoint is not None else None
     try:
         with StopFlag() as stop:
             status = _run_epochs(run, stop, stop_after_steps)

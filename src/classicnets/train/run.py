@@ -12,11 +12,12 @@ from classicnets.config import RunConfig, config_to_dict
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import EvalResult, evaluate, merge_results
 from classicnets.evaluate.split import evaluate_split, write_split_result
-from classicnets.run_record import EpochRecord, EvalMetrics, write_summary
+from classicnets.run_record import CONFIG_FILE, EpochRecord, EvalMetrics, write_summary
 from classicnets.train.best_weights import BEST_WEIGHTS_FILE
-from classicnets.train.checkpoint import load_checkpoint, save_checkpoint
+from classicnets.train.checkpoint import load_checkpoint, refuse_non_finite, save_checkpoint
 from classicnets.train.distributed import gather_all, gather_to_main, sync_buffers
 from classicnets.train.run_folder import RunOutputs, log_tensorboard
+from classicnets.train.run_lock import check_run_folder
 from classicnets.train.seeding import rng_state
 from classicnets.train.setup import RunParts
 from classicnets.train.state import EpochSums, TrainState, checkpoint_dict, summary_at
@@ -35,6 +36,7 @@ class Run:
     outputs: RunOutputs | None  # rank 0 only: the files written while training
     earlier_seconds: float = 0.0  # wall time of the sessions before a resume
     started: float = field(default_factory=time.perf_counter)
+    saved_step: int | None = None  # the step checkpoints/last.pt holds, for a divergence message
 
     def wall_seconds(self) -> float:
         return self.earlier_seconds + time.perf_counter() - self.started
@@ -45,6 +47,8 @@ def record_failure(
 ) -> None:
     """Mark summary.json interrupted (Ctrl-C twice) or failed; never mask the error itself."""
     status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    if not (run_dir / CONFIG_FILE).is_file():  # the folder vanished: never recreate it
+        return
     try:
         write_summary(run_dir, summary_at(outputs.summary, state, status, None))
     except (UserError, OSError):  # e.g. the disk that stopped the run is still full
@@ -54,6 +58,10 @@ def record_failure(
 def save_last(run: Run, mid_epoch: EpochSums | None) -> None:
     """checkpoints/last.pt (the old one kept as previous.pt), mid-epoch with its sums."""
     ctx, state = run.parts.dist, run.state
+    # every rank checks (their weights are equal), so all stop together
+    refuse_non_finite(run.parts.model.module.state_dict(), state.global_step, run.saved_step)
+    if ctx.is_main:
+        check_run_folder(run.run_dir)
     state.wall_seconds = run.wall_seconds()
     state.partial = mid_epoch.reduced(ctx)[0].state() if mid_epoch is not None else {}
     rank_rng = gather_to_main(rng_state(), ctx)  # each rank's dropout stream
@@ -62,6 +70,7 @@ def save_last(run: Run, mid_epoch: EpochSums | None) -> None:
         if ctx.is_distributed:
             checkpoint["rank_rng"] = rank_rng
         save_checkpoint(checkpoint, run.run_dir / "checkpoints/last.pt", keep_previous=True)
+    run.saved_step = state.global_step
 
 
 def close_epoch(run: Run, record: EpochRecord, train_seconds: float) -> None:

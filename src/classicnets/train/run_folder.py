@@ -4,7 +4,6 @@ there while training (through classicnets.run_record; docs/run-folder.md has the
 
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +25,7 @@ from classicnets.run_record import (
     write_environment,
     write_model_record,
 )
+from classicnets.train.run_lock import clear_unstarted_run
 from classicnets.train.setup import RunParts
 from classicnets.train.state import TrainState
 
@@ -159,7 +159,7 @@ def restart_point(config: RunConfig, out_root: Path) -> tuple[str, Path | None]:
     if (checkpoints / "last.pt").exists() or (checkpoints / "previous.pt").exists():
         log.info("train.run_name=%s: resuming %s", config.train.run_name, run_dir)
         return "resume", run_dir
-    shutil.rmtree(run_dir)
+    clear_unstarted_run(run_dir)  # only if it provably holds no run
     return "new", None
 
 
