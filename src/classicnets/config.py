@@ -1,3 +1,4 @@
+# Over 400 lines: the typed fields of every config section are one contract (STYLE §3).
 """Typed run configuration: nested frozen dataclasses, YAML presets and `--set a.b=value`.
 
 Precedence: dataclass defaults < preset YAML < `--set` overrides. Unknown keys are errors that
