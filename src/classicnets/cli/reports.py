@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 from typing import Any
 
+from classicnets.api import default_compare_folder, default_labels
 from classicnets.errors import UserError
 from classicnets.report import write_comparison, write_run_report
-from classicnets.run_record import load_run
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -67,42 +66,12 @@ def run_compare(args: argparse.Namespace) -> int:
     labels = args.labels or default_labels(runs)
     if len(labels) != len(runs):
         raise UserError(f"--labels has {len(labels)} labels for {len(runs)} runs; give one per run")
-    out_dir = args.out or default_out_dir(runs[0])
+    out_dir = args.out or default_compare_folder(runs[0])
     path = write_comparison(
         [(label, [run]) for label, run in zip(labels, runs, strict=True)], out_dir, args.at
     )
     print(path)
     return 0
-
-
-def default_labels(runs: list[Path]) -> list[str]:
-    """The shortest labels that tell the runs apart: model names, else model and seed, else
-    the run folder names (numbered if a folder is given twice)."""
-    loaded = [load_run(run) for run in runs]
-    for labels in (
-        [run.model_name for run in loaded],
-        [
-            f"{run.model_name} seed {run.seed() if run.seed() is not None else '?'}"
-            for run in loaded
-        ],
-    ):
-        if len(set(labels)) == len(labels):
-            return labels
-    names: list[str] = []
-    for run in loaded:
-        names.append(run.run_id if run.run_id not in names else f"{run.run_id}#{len(names) + 1}")
-    return names
-
-
-def default_out_dir(first_run: Path) -> Path:
-    """runs/compare-<timestamp> beside the first run; -2, -3 ... if that folder exists."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(first_run).resolve().parent / f"compare-{stamp}"
-    candidate, number = base, 1
-    while candidate.exists():
-        number += 1
-        candidate = base.with_name(f"{base.name}-{number}")
-    return candidate
 
 
 def _comma_list(text: str) -> list[str]:
