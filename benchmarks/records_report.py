@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 from classicnets.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record_run import COLUMNS as COLUMNS_SHOWN
 from record_run import RECORDS, curve_path, read_records
 
 BEGIN, END = "<!-- records:begin -->", "<!-- records:end -->"
@@ -72,22 +73,6 @@ def records_table(rows: Sequence[dict[str, str]]) -> str:
         cells[-1] = f"`{cells[-1]}`"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-COLUMNS_SHOWN = (
-    "recipe",
-    "seed",
-    "epochs",
-    "test_top1",
-    "test_top5",
-    "pflop",
-    "wall_seconds",
-    "precision",
-    "cpu",
-    "date",
-    "commit",
-    "command",
-)
 
 
 def replace_section(document: str, body: str) -> str:
