@@ -4,37 +4,24 @@ These check that every measurement runs the real code and that the ratios are co
 the measured rates; they never assert a speed.
 """
 
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import BENCHMARKS, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def throughput() -> ModuleType:
-    return _load("throughput")
+    return load_benchmark("throughput")
 
 
 @pytest.fixture(scope="module")
 def scaling(throughput: ModuleType) -> ModuleType:
     sys.path.insert(0, str(BENCHMARKS))
-    return _load("scaling")
+    return load_benchmark("scaling")
 
 
 def tiny_settings(throughput: ModuleType, **changes: object) -> object:

@@ -4,36 +4,21 @@ curves redrawn from records.csv alone."""
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from classicnets.config import load_config
 from classicnets.train.loop import fit
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def record_run() -> ModuleType:
-    return _load("record_run")
+    return load_benchmark("record_run")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +120,7 @@ def test_command_without_preset_needs_a_recipe(
 def test_report_redraws_table_and_curves_from_records_alone(
     record_run: ModuleType, runs: list[Path], tmp_path: Path
 ) -> None:
-    report = _load("records_report")
+    report = load_benchmark("records_report")
     records = tmp_path / "records.csv"
     record_run.append_records([record_run.read_run(path) for path in runs], records)
     results = tmp_path / "RESULTS.md"
@@ -152,13 +137,13 @@ def test_report_redraws_table_and_curves_from_records_alone(
 
 
 def test_mean_std_of_one_seed_says_so() -> None:
-    report = _load("records_report")
+    report = load_benchmark("records_report")
     assert report.mean_std([93.5]) == "93.50 (n=1)"
     assert report.mean_std([93.0, 94.0, 95.0]) == "94.00 ± 1.00"
 
 
 def test_run_seeds_builds_a_resumable_command_per_seed() -> None:
-    run_seeds = _load("run_seeds")
+    run_seeds = load_benchmark("run_seeds")
     command = run_seeds.train_command("speedrun", 2, Path("runs/x"), ["data.root=/d"])
     assert command[-2:] == ["--out", "runs/x"]
     sets = [command[i + 1] for i, word in enumerate(command) if word == "--set"]
