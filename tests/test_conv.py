@@ -1,6 +1,7 @@
-"""kernels/conv.py: the GEMM weight gradient equals nn.Conv2d's for strides, paddings,
-dilations and batch chunks; the fast path is taken only where it applies; FLOP counts and
-gradient memory layout are unchanged."""
+"""kernels/conv.py: both matrix-product paths ("gemm": forward, input and weight gradient;
+"gemm_weight_grad") equal nn.Conv2d's for strides, paddings, dilations and batch chunks, in
+float64 and under bf16 autocast; each is taken only where it applies; FLOP counts and gradient
+memory layout are unchanged."""
 
 import pytest
 import torch
@@ -14,11 +15,26 @@ from classicnets.models import build_model
 CL = torch.channels_last
 
 
+PATHS = ["gemm", "gemm_weight_grad"]
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def everywhere(monkeypatch: pytest.MonkeyPatch, trials_where) -> pytest.MonkeyPatch:
-    """The GEMM path wins every trial, so toy layers test it."""
-    monkeypatch.setattr(Conv2d, "kernel_trials", trials_where("fast"), raising=False)
+def everywhere(monkeypatch: pytest.MonkeyPatch, trials_where, path: str) -> pytest.MonkeyPatch:
+    """`path` wins every trial, so toy layers test it."""
+    monkeypatch.setattr(Conv2d, "kernel_trials", trials_where(path), raising=False)
     return monkeypatch
+
+
+def _applies(path: str, options: dict[str, object]) -> bool:
+    """ "gemm" computes stride-1, dilation-1 convolutions only."""
+    return path != "gemm" or all(
+        options.get(key, 1) in (1, (1, 1)) for key in ("stride", "dilation")
+    )
 
 
 def _pair(
@@ -55,18 +71,45 @@ def _grads(layer: nn.Conv2d, x: torch.Tensor, g: torch.Tensor) -> list[torch.Ten
 )
 @pytest.mark.parametrize("chunk_elements", [10**9, 700])  # one chunk; several, the last short
 def test_gradients_equal_nn_conv2d(
-    options: dict[str, object], chunk_elements: int, everywhere: pytest.MonkeyPatch
+    options: dict[str, object], chunk_elements: int, everywhere: pytest.MonkeyPatch, path: str
 ) -> None:
     everywhere.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
+    applies = _applies(path, options)
     options = dict(options)  # the parameter dict is shared between the chunk cases
     kernel = options.pop("kernel")
     ours, torchs = _pair(4, 6, kernel, **options)  # type: ignore[arg-type]
     x = torch.randn(5, 4, 23, 19, dtype=torch.float64).contiguous(memory_format=CL)
     g = torch.randn_like(torchs(x))
     out = ours(x.requires_grad_())
-    assert type(out.grad_fn).__name__ == "_Conv2dFnBackward"
+    expected = "_Conv2dFnBackward" if applies else "ConvolutionBackward0"
+    assert type(out.grad_fn).__name__ == expected
     for mine, theirs in zip(_grads(ours, x, g), _grads(torchs, x, g), strict=True):
         torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.usefixtures("everywhere")
+def test_under_bf16_autocast_it_computes_in_bf16_as_nn_conv2d_does() -> None:
+    torch.manual_seed(0)
+    ours = Conv2d(16, 8, 3, padding=1).to(memory_format=CL)
+    torchs = nn.Conv2d(16, 8, 3, padding=1).to(memory_format=CL)
+    torchs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 16, 4, 4).contiguous(memory_format=CL)
+    g = torch.randn(4, 8, 4, 4)
+    results = []
+    for layer in (ours, torchs):
+        inputs = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(inputs)
+        out.backward(g)
+        results.append((out, [inputs.grad, layer.weight.grad, layer.bias.grad]))
+    (mine, mine_grads), (theirs, their_grads) = results
+    assert type(mine.grad_fn).__name__ == "_Conv2dFnBackward"
+    assert mine.dtype == theirs.dtype == torch.bfloat16
+    torch.testing.assert_close(mine, theirs, rtol=2e-2, atol=2e-2)
+    for a, b in zip(mine_grads, their_grads, strict=True):
+        assert a is not None and b is not None
+        assert a.dtype == b.dtype == torch.float32  # the input's and the parameters' dtype
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=5e-2)
 
 
 @pytest.mark.usefixtures("everywhere")
@@ -88,7 +131,8 @@ def test_frozen_input_gets_no_gradient_and_bias_still_does() -> None:
     torch.testing.assert_close(ours.weight.grad, torchs.weight.grad)
 
 
-def test_fast_path_only_where_it_applies_and_won_its_trial(trials_where) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_fast_path_only_where_it_applies_and_won_its_trial(trials_where, path: str) -> None:
     def backward_kind(layer: Conv2d, x: torch.Tensor) -> str:
         return type(layer(x).grad_fn).__name__
 
@@ -97,7 +141,7 @@ def test_fast_path_only_where_it_applies_and_won_its_trial(trials_where) -> None
     assert backward_kind(wide, cl) == "ConvolutionBackward0"  # no trials attached: torch's
     wide.__dict__["kernel_trials"] = trials_where("torch")
     assert backward_kind(wide, cl) == "ConvolutionBackward0"  # torch's won the trial
-    wide.__dict__["kernel_trials"] = trials_where("fast")
+    wide.__dict__["kernel_trials"] = trials_where(path)
     assert backward_kind(wide, cl) == "_Conv2dFnBackward"
     assert backward_kind(wide, cl.contiguous()) == "ConvolutionBackward0"  # NCHW: oneDNN's own
     assert backward_kind(Conv2d(8, 4, 3, groups=2), cl) == "ConvolutionBackward0"
@@ -107,14 +151,20 @@ def test_fast_path_only_where_it_applies_and_won_its_trial(trials_where) -> None
     wide(empty).sum().backward()  # zero weight gradient, as nn.Conv2d gives
     assert wide.weight.grad is not None and not wide.weight.grad.any()
     wide.zero_grad(set_to_none=True)
-    with torch.no_grad():
-        assert wide(cl).grad_fn is None
-    wide.weight.requires_grad_(False)
-    assert backward_kind(wide, cl.requires_grad_()) == "ConvolutionBackward0"
+    strided = Conv2d(8, 4, 3, padding=1, stride=2).to(memory_format=CL)
+    strided.__dict__["kernel_trials"] = trials_where(path)
+    assert backward_kind(strided, cl) == (
+        "_Conv2dFnBackward" if path == "gemm_weight_grad" else "ConvolutionBackward0"
+    )
+    with torch.no_grad():  # evaluation: "gemm" computes the forward, no weight gradient
+        torch.testing.assert_close(wide(cl), nn.Conv2d.forward(wide, cl))
+    wide.weight.requires_grad_(False)  # frozen: "gemm" may still run, "gemm_weight_grad" not
+    frozen = backward_kind(wide, cl.requires_grad_())
+    assert frozen == ("_Conv2dFnBackward" if path == "gemm" else "ConvolutionBackward0")
 
 
 def test_flop_count_is_the_convolutions(everywhere: pytest.MonkeyPatch) -> None:
-    """The GEMM is counted as the weight gradient oneDNN would have computed, no more."""
+    """The GEMMs are counted as the convolutions oneDNN would have computed, no more."""
     everywhere.setattr(conv_module, "CHUNK_ELEMENTS", 2000)  # out-of-place addmm is counted
     ours, torchs = _pair(4, 6, 3, padding=1)
     x = torch.randn(4, 4, 8, 8, dtype=torch.float64).contiguous(memory_format=CL)

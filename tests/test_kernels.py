@@ -33,7 +33,8 @@ class CountingTimer:
     def __call__(self, path: str, run) -> float:  # type: ignore[no-untyped-def]
         self.calls += 1
         run()
-        return 1.0 if path == self.winner else 2.0
+        fast = self.winner == "fast" and path != "torch"  # any fast path
+        return 1.0 if path == self.winner or fast else 2.0
 
 
 def _values_and_grads(layer: nn.Module, x: torch.Tensor, upstream: torch.Tensor):  # type: ignore[no-untyped-def]

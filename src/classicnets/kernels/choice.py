@@ -2,7 +2,8 @@
 
 As `torch.backends.cudnn.benchmark` does for convolutions: the first time a layer meets an
 input shape (with its dtype, memory layout, autocast dtype and grad mode), a short trial runs
-the layer's forward and backward both ways on random data of that shape and keeps the faster.
+the layer's forward and backward every way it has (torch's own and one or more named fast
+paths) on random data of that shape and keeps the fastest.
 The outcome is cached per machine (CPU model and ISA flags or GPU name, torch version, torch
 threads) in `$XDG_CACHE_HOME/classicnets/` (default `~/.cache/classicnets/`), so later runs on
 the same machine skip the trial, and a cache written on another machine is never read. A trial
@@ -17,7 +18,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,17 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from classicnets.atomic import atomic_write_text
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: choices are path names (1 had only "fast" and "torch")
 TRIAL_ROUNDS = 3  # alternating timed calls of each path; the fastest of each counts
+TORCH = "torch"  # the name of torch's own path in every trial
 
 Timer = Callable[[str, Callable[[], None]], float]
 Forward = Callable[[torch.Tensor], torch.Tensor]
+Paths = dict[str, Forward]  # a layer's ways to compute, by name
 
 
 def time_call(path: str, run: Callable[[], None]) -> float:
-    """Seconds one call of `run` takes (`path`, "fast" or "torch", is for test timers)."""
+    """Seconds one call of `run` takes (`path`, the path's name, is for test timers)."""
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
@@ -95,15 +98,17 @@ class KernelTrials:
         digest = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:16]
         return cls(machine, cache_folder() / f"kernels-{digest}.json", timer)
 
-    def use_fast(self, key: str, measure: Callable[[Timer], str]) -> bool:
-        """Whether `key`'s fast path won its trial; runs the trial once per machine."""
-        if key not in self.choices:
+    def choose(self, key: str, measure: Callable[[Timer], str], names: Iterable[str]) -> str:
+        """The path (one of `names`) that won `key`'s trial; runs the trial once per machine,
+        and again if the recorded winner is no longer one of the layer's paths."""
+        names = set(names)
+        if self.choices.get(key) not in names:
             with self._locked():  # ranks of one machine measure once and share the outcome
                 self.choices.update(self._read())
-                if key not in self.choices:
+                if self.choices.get(key) not in names:
                     self.choices[key] = measure(self.timer)
                     self._write()
-        return self.choices[key] == "fast"
+        return self.choices[key]
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -133,7 +138,7 @@ class KernelTrials:
         choices = stored.get("choices")
         if stored.get("format") != CACHE_FORMAT or not isinstance(choices, dict):
             return {}
-        return {str(k): str(v) for k, v in choices.items() if v in ("fast", "torch")}
+        return {str(k): v for k, v in choices.items() if isinstance(v, str)}
 
     def _write(self) -> None:
         if self.path is None:
@@ -167,10 +172,9 @@ def layer_key(layer: nn.Module, x: torch.Tensor) -> str:
     )
 
 
-def trial(
-    layer: nn.Module, x: torch.Tensor, fast: Forward, stock: Forward
-) -> Callable[[Timer], str]:
-    """A measurement of both paths on random data shaped like `x`: "fast" or "torch"."""
+def trial(layer: nn.Module, x: torch.Tensor, paths: Paths) -> Callable[[Timer], str]:
+    """A measurement of every path on random data shaped like `x`: the fastest one's name
+    (torch's on a tie)."""
 
     def measure(timer: Timer) -> str:
         devices = [x.device] if x.device.type == "cuda" else []
@@ -182,14 +186,14 @@ def trial(
             data.requires_grad_(x.requires_grad and torch.is_grad_enabled())
             wanted = [data] if data.requires_grad else []
             wanted += [p for p in layer.parameters() if p.requires_grad]
-            runs = {"fast": _step(fast, data, wanted), "torch": _step(stock, data, wanted)}
+            runs = {name: _step(forward, data, wanted) for name, forward in paths.items()}
             for run in runs.values():  # warm-up: first calls allocate and pick kernels
                 run()
-            best = {path: float("inf") for path in runs}
+            best = {name: float("inf") for name in runs}
             for _ in range(TRIAL_ROUNDS):
-                for path, run in runs.items():
-                    best[path] = min(best[path], timer(path, run))
-        return "fast" if best["fast"] < best["torch"] else "torch"
+                for name, run in runs.items():
+                    best[name] = min(best[name], timer(name, run))
+        return min(best, key=lambda name: (best[name], name != TORCH))
 
     return measure
 
@@ -207,20 +211,21 @@ def _step(forward: Forward, data: torch.Tensor, wanted: list[torch.Tensor]) -> C
 
 
 def chosen_forward(
-    layer: nn.Module, x: torch.Tensor, fast: Forward, stock: Forward
+    layer: nn.Module, x: torch.Tensor, fast: Forward | Paths, stock: Forward
 ) -> torch.Tensor:
-    """`fast(x)` where that path won its trial on this machine, else `stock(x)`.
+    """`x` through the path that won its trial on this machine: `fast` (one path, named
+    "fast", or several by name) or `stock`, torch's own.
 
     Without trials attached (`use_kernels`), and while torch.compile traces, torch's own path.
     """
     trials = getattr(layer, "kernel_trials", None)
     if not isinstance(trials, KernelTrials) or torch.compiler.is_compiling():
         return stock(x)
+    paths = {"fast": fast} if callable(fast) else dict(fast)
+    paths[TORCH] = stock
     key = layer_key(layer, x)
     if _get_current_dispatch_mode() is not None:
         # Under a dispatch mode (FlopCounterMode, a tracer) a trial would be timed through
         # the mode and counted by it: take the choice already made, else torch's, untried.
-        return fast(x) if trials.choices.get(key) == "fast" else stock(x)
-    if trials.use_fast(key, trial(layer, x, fast, stock)):
-        return fast(x)
-    return stock(x)
+        return paths.get(trials.choices.get(key, TORCH), stock)(x)
+    return paths[trials.choose(key, trial(layer, x, paths), paths)](x)
