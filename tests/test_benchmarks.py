@@ -200,3 +200,29 @@ def test_tutorial_model_uses_torchs_layers_and_computes_the_same(throughput: Mod
         assert any(isinstance(m, mine) for m in ours.modules())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(tutorial.eval()(x), ours.eval()(x))
+
+
+def test_profile_step_splits_a_step_by_kind_of_op(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile_step = load_benchmark("profile_step")
+    assert profile_step.kind_of("aten::mkldnn_convolution") == "convolution"
+    assert profile_step.kind_of("ConvolutionBackward0") == "convolution"
+    assert profile_step.kind_of("aten::native_batch_norm_backward") == "batch norm"
+    assert profile_step.kind_of("aten::_foreach_mul_") == "optimizer"
+    assert profile_step.kind_of("aten::max_pool2d_with_indices") == "pooling"
+    assert profile_step.kind_of("aten::empty") == "other"
+    peak = load_benchmark("peak")
+    rate = peak.KernelRate("fp32", "fixed", 100.0)
+    monkeypatch.setattr(peak, "kernel_rates", lambda *args, **kwargs: [rate])
+    argv = ["--model", "convnet4_cifar", "--batch-size", "4", "--steps", "1"]
+    assert profile_step.main([*argv, "--set", "train.amp=off"]) == 0
+    out = capsys.readouterr().out
+    shares = [
+        float(line.rsplit("|", 2)[1].strip(" %"))
+        for line in out.splitlines()
+        if line.startswith("| ") and line.endswith("% |")
+    ]
+    assert "| convolution |" in out and "peak 100 GFLOP/s" in out
+    assert sum(shares) == pytest.approx(100, abs=0.5)
+    assert "forward convolutions by input shape" in out and "| [4, 3, 32, 32] |" in out
