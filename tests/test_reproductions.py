@@ -45,6 +45,7 @@ class WriteUp:
     init: str
     tested: str  # which model the final test scores: "last" epoch or "best" by val
     test_label_file: str = ""
+    early_stop: tuple[int, str] = (0, "val_top1")  # patience (0 = none) and what it watches
 
 
 # fmt: off
@@ -69,7 +70,7 @@ WRITE_UPS = {
     "vgg13_cifar10_128": WriteUp(
         "vgg13_128", 59_785_802, "adam", 1e-3, None, 1e-4, "constant", 64, 30, "flip", 128, 0,
         0.7, 128, (0.49139965, 0.48215845, 0.4465309), (0.060528398, 0.061124973, 0.06764512),
-        0.2, "default", "best",
+        0.2, "default", "last", early_stop=(5, "val_loss"),
     ),
     "vgg16_cifar10": WriteUp(
         "vgg16_cifar_fc", 33_638_218, "sgd", 0.01, 0.9, 5e-4, "step", 128, 50, "crop_flip", 32,
@@ -117,9 +118,8 @@ def test_preset_resolves_to_the_write_up_values(preset: str) -> None:
     assert not recipe.lighting
     assert tuple(config.data.mean) == expected.mean and tuple(config.data.std) == expected.std
     assert config.data.val_fraction == expected.val_fraction
-    # With no val split every epoch is "best", so the final test scores the last epoch.
-    is_last = config.data.val_fraction == 0 and config.train.early_stop_patience == 0
-    assert ("last" if is_last else "best") == expected.tested
+    assert config.train.test_checkpoint == expected.tested
+    assert (config.train.early_stop_patience, config.train.early_stop_metric) == expected.early_stop
     assert config.data.test_label_file == expected.test_label_file
     if expected.test_label_file:
         assert (config.data.test_label_column, config.data.test_label_rows) == (

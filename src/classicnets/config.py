@@ -239,7 +239,10 @@ class TrainConfig:
     compile: bool = False
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     label_smoothing: float = 0.0
-    early_stop_patience: int = 0  # epochs without val top-1 gain; 0 = off
+    early_stop_patience: int = 0  # epochs without a gain in early_stop_metric; 0 = off
+    early_stop_metric: Literal["val_top1", "val_loss"] = "val_top1"  # higher top-1, lower loss
+    # Which weights the final test scores: the best epoch's by val top-1, or the last epoch's.
+    test_checkpoint: Literal["best", "last"] = "best"
     tensorboard: bool = False
     checkpoint_every_steps: int = 0  # also save last.pt inside long epochs; 0 = once per epoch
     log_every_steps: int = 20

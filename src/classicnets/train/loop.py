@@ -204,7 +204,9 @@ def _run_epochs(run: Run, stop: StopFlag, stop_after_steps: int | None) -> str:
         record = epoch_record(parts, epoch, sums.reduced(parts.dist)[0])
         close_epoch(run, record, sums.seconds)
         if cfg.early_stop_patience and state.stale_epochs >= cfg.early_stop_patience:
-            log.info("early stop: no val top-1 gain for %d epochs", state.stale_epochs)
+            log.info(
+                "early stop: no %s gain for %d epochs", cfg.early_stop_metric, state.stale_epochs
+            )
             break
     return "complete"
 

@@ -76,16 +76,8 @@ def save_last(run: Run, mid_epoch: EpochSums | None) -> None:
 def close_epoch(run: Run, record: EpochRecord, train_seconds: float) -> None:
     """Book a finished epoch: progress, the plateau schedule, checkpoints and metrics."""
     state, parts = run.state, run.parts
-    is_best = (
-        record.val_top1 is None or state.best_top1 is None or record.val_top1 > state.best_top1
-    )
-    state.epochs_done, state.batches_done, state.partial = record.epoch, 0, {}
-    state.history.append(record.to_dict())
+    is_best = state.book_epoch(record, run.config.train.early_stop_metric)
     state.train_seconds += train_seconds
-    if is_best:
-        state.best_top1, state.best_epoch, state.stale_epochs = record.val_top1, record.epoch, 0
-    else:
-        state.stale_epochs += 1
     plateau = parts.optimization.schedule.plateau
     if plateau is not None and record.val_top1 is not None:
         plateau.step(record.val_top1)
@@ -145,16 +137,21 @@ def _monitor_test(parts: RunParts) -> EvalResult | None:
 
 
 def final_test(run: Run) -> EvalMetrics | None:
-    """Score the best checkpoint (by val top-1) on the test split into eval/test[-tta]/.
+    """Score the best checkpoint (by val top-1), or with train.test_checkpoint=last the last
+    epoch's weights, on the test split into eval/test[-tta]/.
 
     Every rank of a data-parallel run scores its shard; rank 0 writes (and returns) the result.
     """
     parts, cfg = run.parts, run.config.train
-    for name in ("best.pt", BEST_WEIGHTS_FILE):  # a resumed complete run may have only the latter
-        best = run.run_dir / "checkpoints" / name
-        if best.is_file():
-            parts.model.module.load_state_dict(load_checkpoint(best)["model"])
-            break
+    if cfg.test_checkpoint == "last":
+        sync_buffers(parts.model.module, parts.dist)  # rank 0's statistics, as last.pt holds
+    else:
+        # a resumed complete run may have only the latter
+        for name in ("best.pt", BEST_WEIGHTS_FILE):
+            best = run.run_dir / "checkpoints" / name
+            if best.is_file():
+                parts.model.module.load_state_dict(load_checkpoint(best)["model"])
+                break
     result = evaluate_split(
         parts.model.module,
         parts.data.splits,

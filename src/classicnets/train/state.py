@@ -13,7 +13,7 @@ import torch
 
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import RunningMean, topk_correct
-from classicnets.run_record import EvalMetrics, Summary
+from classicnets.run_record import EpochRecord, EvalMetrics, Summary
 from classicnets.train.distributed import DistContext, sum_across
 from classicnets.train.seeding import rng_state
 from classicnets.train.setup import RunParts
@@ -59,11 +59,34 @@ class TrainState:
     global_step: int = 0
     best_top1: float | None = None
     best_epoch: int | None = None
-    stale_epochs: int = 0  # epochs since the best, for early stopping
+    best_val_loss: float | None = None  # lowest val loss, for early_stop_metric=val_loss
+    stale_epochs: int = 0  # epochs since early_stop_metric's best, for early stopping
     wall_seconds: float = 0.0
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     partial: dict[str, Any] = field(default_factory=dict)  # running sums of a half-done epoch
+
+    def book_epoch(self, record: EpochRecord, early_stop_metric: str) -> bool:
+        """Count a finished epoch: its history, the best val top-1 and lowest val loss so far,
+        and the epochs since early_stop_metric last gained. True if it is the best by val top-1
+        (every epoch is, without a val split). Test-set monitoring is not read here."""
+        is_best = (
+            record.val_top1 is None or self.best_top1 is None or record.val_top1 > self.best_top1
+        )
+        lower_loss = (
+            record.val_loss is None
+            or self.best_val_loss is None
+            or record.val_loss < self.best_val_loss
+        )
+        self.epochs_done, self.batches_done, self.partial = record.epoch, 0, {}
+        self.history.append(record.to_dict())
+        if is_best:
+            self.best_top1, self.best_epoch = record.val_top1, record.epoch
+        if lower_loss:
+            self.best_val_loss = record.val_loss
+        gained = lower_loss if early_stop_metric == "val_loss" else is_best
+        self.stale_epochs = 0 if gained else self.stale_epochs + 1
+        return is_best
 
 
 @dataclass
