@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -22,12 +23,15 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from classicnets import allocator
-from classicnets.train.setup import build_run_parts
+from classicnets.train.setup import RunParts, build_run_parts
 
 # Op-name fragments to a kind; the first match wins, so the specific ones come first.
 KINDS = (
     ("convolution", ("conv", "mkldnn_convolution")),
-    ("matmul (fully connected)", ("addmm", "aten::mm", "matmul", "linear", "aten::bmm")),
+    (
+        "matmul (FC layers, GEMM convolutions)",
+        ("addmm", "aten::mm", "matmul", "linear", "aten::bmm"),
+    ),
     ("batch norm", ("batch_norm",)),
     ("local response norm", ("lrn", "avg_pool3d", "local_response")),
     ("pooling", ("pool",)),
@@ -45,6 +49,44 @@ def kind_of(name: str) -> str:
         if any(fragment in lowered for fragment in fragments):
             return kind
     return "other"
+
+
+def forward_by_layer_type(
+    parts: RunParts, model: torch.nn.Module, x: torch.Tensor, steps: int
+) -> dict[str, float]:
+    """Milliseconds per forward pass spent in each type of leaf layer, timed by hooks; the
+    rest of the forward (reshapes, the loss) is left out."""
+    device = parts.precision.device
+    spent: dict[str, float] = defaultdict(float)
+    started: dict[int, float] = {}
+
+    def before(layer: torch.nn.Module, _: object) -> None:
+        throughput.synchronize(device)
+        started[id(layer)] = time.perf_counter()
+
+    def after(layer: torch.nn.Module, _: object, __: object) -> None:
+        throughput.synchronize(device)
+        spent[type(layer).__name__] += (time.perf_counter() - started[id(layer)]) * 1e3 / steps
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [
+        h
+        for m in leaves
+        for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))
+    ]
+    precision = parts.precision
+    try:
+        with torch.autocast(
+            device.type,
+            dtype=precision.amp_dtype or torch.float32,
+            enabled=precision.amp_dtype is not None,
+        ):
+            for _ in range(steps):
+                model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return dict(spent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,12 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| kind | ms per step | share |\n|---|---:|---:|")
     for kind, us in sorted(self_us.items(), key=lambda item: -item[1]):
         print(f"| {kind} | {us / 1000 / args.steps:.1f} | {us / 1000 / args.steps / step_ms:.1%} |")
-    flop_kinds = self_us["convolution"] + self_us["matmul (fully connected)"]
+    flop_kinds = self_us["convolution"] + self_us["matmul (FC layers, GEMM convolutions)"]
     print(
         f"\nconvolutions and matmuls: {flop_kinds / 1000 / args.steps / step_ms:.1%} of the step, "
         f"at {flops / (flop_kinds / args.steps) / 1e3:.0f} GFLOP/s while they run "
         f"({flops / (flop_kinds / args.steps) / 1e3 / peak_gflops:.2f} of peak)"
     )
+
+    print("\nforward pass by layer type (hooks, no profiler; ops inside a layer count for it):")
+    print("| layer type | forward ms per step | share of the forward |\n|---|---:|---:|")
+    forward_ms = forward_by_layer_type(parts, model, x, args.steps)
+    for name, ms in sorted(forward_ms.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {ms:.1f} | {ms / sum(forward_ms.values()):.1%} |")
 
     print("\nforward convolutions by input shape (the profiler's FLOP estimate):")
     print("| input shape (N, C, H, W) | ms per step | GFLOP/s | of peak |\n|---|---:|---:|---:|")

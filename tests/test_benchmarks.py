@@ -218,11 +218,22 @@ def test_profile_step_splits_a_step_by_kind_of_op(
     argv = ["--model", "convnet4_cifar", "--batch-size", "4", "--steps", "1"]
     assert profile_step.main([*argv, "--set", "train.amp=off"]) == 0
     out = capsys.readouterr().out
+    by_kind, by_layer = out.split("forward pass by layer type")
     shares = [
         float(line.rsplit("|", 2)[1].strip(" %"))
-        for line in out.splitlines()
+        for line in by_kind.splitlines()
         if line.startswith("| ") and line.endswith("% |")
     ]
+    layer_shares = [
+        float(line.rsplit("|", 2)[1].strip(" %"))
+        for line in by_layer.split("forward convolutions")[0].splitlines()
+        if line.startswith("| ") and line.endswith("% |")
+    ]
+    assert sum(layer_shares) == pytest.approx(100, abs=0.5)
     assert "| convolution |" in out and "peak 100 GFLOP/s" in out
     assert sum(shares) == pytest.approx(100, abs=0.5)
-    assert "forward convolutions by input shape" in out and "| [4, 3, 32, 32] |" in out
+    assert (
+        "| Conv2d |" in out
+        and "forward convolutions by input shape" in out
+        and "| [4, 3, 32, 32] |" in out
+    )
