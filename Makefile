@@ -2,22 +2,25 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# torch/torchvision are installed first and pinned so pip takes the local wheels where they
+# torch and torchvision are pinned in the same pip call so pip takes the local wheels where they
 # exist; override TORCH_PINS on other machines (e.g. `make demo TORCH_PINS="torch torchvision"`).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test lint install install-dev clean
 
+# One pip call per target (each call resolves everything again), and no byte-compiling of
+# torch's thousands of modules at install: Python compiles the ones imported, once.
+PIP_INSTALL = $(PY) -m pip install -q --no-compile --disable-pip-version-check
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e .
+	$(PIP_INSTALL) $(TORCH_PINS) -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[dev]"
-	touch $@
+$(VENV)/.installed-dev: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) $(TORCH_PINS) -e ".[dev]"
+	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
