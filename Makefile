@@ -8,9 +8,8 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test lint install install-dev clean
 
-# One pip call per target (each call resolves everything again), and no byte-compiling of
-# torch's thousands of modules at install: Python compiles the ones imported, once.
-PIP_INSTALL = $(PY) -m pip install -q --no-compile --disable-pip-version-check
+# One pip call per target (each call resolves everything again).
+PIP_INSTALL = $(PY) -m pip install -q --disable-pip-version-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
