@@ -233,3 +233,30 @@ def test_no_trial_runs_under_a_dispatch_mode_such_as_the_flop_counter() -> None:
     assert timer.calls > 0
     with FlopCounterMode(display=False):
         assert type(layer(x).grad_fn).__name__ == "_Conv2dFnBackward"
+
+
+def test_a_resumed_run_takes_the_paths_its_checkpoint_recorded(tmp_path, kernel_cache) -> None:
+    """Cleared or different cache, other timings: the resumed run keeps the run's own paths
+    (they differ in rounding, and Dropout's in its random stream), so resume stays exact."""
+    from classicnets.config import load_config
+    from classicnets.kernels.choice import CACHE_FORMAT
+    from classicnets.train.checkpoint import load_checkpoint
+    from classicnets.train.loop import fit
+
+    config = load_config("smoke", ["train.epochs=2"])
+    run_dir = fit(config, tmp_path, stop_after_steps=2)  # real trials, into kernel_cache
+    pinned = load_checkpoint(run_dir / "checkpoints/last.pt")["kernel_choices"]
+    assert pinned and any(key.startswith("Conv2d(") for key in pinned)
+    assert all(isinstance(name, str) for name in pinned.values())
+    # Another session: the cache now says the opposite for every one of those layers.
+    (cache_file,) = kernel_cache.glob("kernels-*.json")
+    stored = json.loads(cache_file.read_text())
+    flipped = {
+        key: "gemm_weight_grad" if name == "torch" else "torch" for key, name in pinned.items()
+    }
+    stored["choices"] = flipped
+    assert stored["format"] == CACHE_FORMAT
+    cache_file.write_text(json.dumps(stored))
+    fit(config, tmp_path, resume=run_dir)
+    resumed = load_checkpoint(run_dir / "checkpoints/last.pt")["kernel_choices"]
+    assert {key: resumed[key] for key in pinned} == pinned

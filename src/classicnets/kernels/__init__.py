@@ -28,6 +28,7 @@ __all__ = [
     "KernelMode",
     "KernelTrials",
     "LocalResponseNorm",
+    "kernel_trials",
     "use_kernels",
 ]
 
@@ -49,3 +50,12 @@ def use_kernels(
         if isinstance(layer, FAST_LAYERS):
             layer.__dict__["kernel_trials"] = trials  # plain state, not a parameter or buffer
     return trials
+
+
+def kernel_trials(model: nn.Module) -> KernelTrials | None:
+    """The trials `use_kernels(model, "auto", ...)` attached (shared by every fast layer)."""
+    for layer in model.modules():
+        trials = layer.__dict__.get("kernel_trials")
+        if isinstance(trials, KernelTrials):
+            return trials
+    return None

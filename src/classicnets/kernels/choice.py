@@ -91,6 +91,11 @@ class KernelTrials:
     path: Path | None
     timer: Timer = time_call
     choices: dict[str, str] = field(default_factory=dict)
+    # A resumed run's own choices (from its checkpoint), taken before any trial or cache: the
+    # paths differ in rounding and Dropout's in its random stream, so a run resumed with other
+    # choices (a cleared cache, other threads, another machine) would not continue bit-exactly.
+    pinned: dict[str, str] = field(default_factory=dict)
+    used: dict[str, str] = field(default_factory=dict)  # what this process chose, for checkpoints
 
     @classmethod
     def for_machine(cls, device: torch.device, timer: Timer = time_call) -> "KernelTrials":
@@ -102,13 +107,21 @@ class KernelTrials:
         """The path (one of `names`) that won `key`'s trial; runs the trial once per machine,
         and again if the recorded winner is no longer one of the layer's paths."""
         names = set(names)
+        if self.pinned.get(key) in names:
+            self.used[key] = self.pinned[key]
+            return self.pinned[key]
         if self.choices.get(key) not in names:
             with self._locked():  # ranks of one machine measure once and share the outcome
                 self.choices.update(self._read())
                 if self.choices.get(key) not in names:
                     self.choices[key] = measure(self.timer)
                     self._write()
+        self.used[key] = self.choices[key]
         return self.choices[key]
+
+    def known(self, key: str) -> str | None:
+        """The path already decided for `key` (pinned, else measured), without a trial."""
+        return self.pinned.get(key) or self.choices.get(key)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -227,5 +240,5 @@ def chosen_forward(
     if _get_current_dispatch_mode() is not None:
         # Under a dispatch mode (FlopCounterMode, a tracer) a trial would be timed through
         # the mode and counted by it: take the choice already made, else torch's, untried.
-        return paths.get(trials.choices.get(key, TORCH), stock)(x)
+        return paths.get(trials.known(key) or TORCH, stock)(x)
     return paths[trials.choose(key, trial(layer, x, paths), paths)](x)

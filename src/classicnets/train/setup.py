@@ -125,7 +125,9 @@ def build_run_parts(
         module.to(device)
     if precision.channels_last:
         module.to(memory_format=torch.channels_last)
-    use_kernels(module, cfg.kernels, device)
+    trials = use_kernels(module, cfg.kernels, device)
+    if trials is not None and checkpoint is not None:  # resume on the paths the run took
+        trials.pinned.update(checkpoint.get("kernel_choices", {}))
     data = build_run_data(config, splits, device, ctx)
     optimizer = build_optimizer(module, config.optim)
     optimization = Optimization(

@@ -13,6 +13,7 @@ import torch
 
 from classicnets.errors import UserError
 from classicnets.evaluate.metrics import RunningMean, topk_correct
+from classicnets.kernels import kernel_trials
 from classicnets.run_record import EpochRecord, EvalMetrics, Summary
 from classicnets.train.distributed import DistContext, sum_across
 from classicnets.train.seeding import rng_state
@@ -169,8 +170,13 @@ def checkpoint_dict(
         "best_top1": state.best_top1,
     }
     if not weights_only:
+        trials = kernel_trials(parts.model.module)
         checkpoint.update(
-            **parts.optimization.state_dict(), train_state=asdict(state), rng=rng_state()
+            **parts.optimization.state_dict(),
+            train_state=asdict(state),
+            rng=rng_state(),
+            # the fast paths taken so far, pinned again on resume (kernels/choice.py)
+            kernel_choices=dict(trials.used) if trials is not None else {},
         )
     return checkpoint
 
