@@ -1,4 +1,4 @@
-"""docs/notebooks/quickstart.ipynb runs top to bottom in a Jupyter kernel (nbconvert), and what
+"""docs/notebooks/quickstart.ipynb runs top to bottom in a Jupyter kernel (nbclient), and what
 a notebook shows inline (figures, the run, the comparison, the report) is in its outputs."""
 
 from pathlib import Path
@@ -10,11 +10,13 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "quickst
 
 def test_quickstart_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
-    preprocessors = pytest.importorskip("nbconvert.preprocessors")
+    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel is a process of its own
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    executor = preprocessors.ExecutePreprocessor(timeout=600, kernel_name="python3")
-    executor.preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    resources = {"metadata": {"path": str(tmp_path)}}
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources=resources
+    ).execute()
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output["output_type"] == "error"]
     images = [output for output in outputs if "image/png" in output.get("data", {})]
