@@ -71,7 +71,7 @@ def test_batches_follow_the_contract(in_memory):
     assert [len(y) for _, y in batches] == [10] * 6 + [4]  # the last partial batch is kept
     x, y = batches[0]
     assert x.dtype == torch.float32 and x.shape == (10, 3, 32, 32) and y.dtype == torch.int64
-    for tta, views in (("flip", 2), ("10crop", 10)):
+    for tta, views in (("flip", 2), ("10crop", 10), ("translate_flip", 6)):
         test = build_loader(
             splits.test,
             config,
@@ -229,28 +229,34 @@ def crop_offsets_and_flips(
     return top.numpy(), left.numpy(), flipped.numpy()
 
 
-def test_crop_flip_offsets_and_flips_match_the_pil_path():
+@pytest.mark.parametrize(("augment", "padding"), [("crop_flip", 4), ("translate_flip", 2)])
+def test_crop_offsets_and_flips_match_the_pil_path(augment, padding):
     data = dataset_of(position_image().expand(900, 3, 32, 32).contiguous())
-    draws = {}
+    draws, smallest = {}, {}
     for in_memory in ("yes", "no"):
         x = torch.cat(
             [
                 x
                 for x, _ in loader(
-                    data, augment="crop_flip", in_memory=in_memory, batch_size=300
+                    data, augment=augment, in_memory=in_memory, batch_size=300
                 ).epoch(0)
             ]
         )
-        draws[in_memory] = crop_offsets_and_flips(x, padding=4)
+        draws[in_memory] = crop_offsets_and_flips(x, padding=padding)
+        smallest[in_memory] = float(x.min()) * 255
+    offsets = 2 * padding + 1
     for top, left, flipped in draws.values():
-        for offsets in (top, left):
-            counts = np.bincount(offsets, minlength=9)
-            assert len(counts) == 9 and chisquare(counts).pvalue > 0.001  # uniform on 0..8
+        for shifts in (top, left):
+            counts = np.bincount(shifts, minlength=offsets)
+            assert len(counts) == offsets and chisquare(counts).pvalue > 0.001  # uniform
         assert abs(flipped.mean() - 0.5) < 0.06
     for k in (0, 1):  # same distribution on both paths
-        table = np.stack([np.bincount(draws[m][k], minlength=9) for m in ("yes", "no")])
+        table = np.stack([np.bincount(draws[m][k], minlength=offsets) for m in ("yes", "no")])
         assert chi2_contingency(table).pvalue > 0.001
     assert abs(draws["yes"][2].mean() - draws["no"][2].mean()) < 0.08
+    # crop_flip fills the border with zeros; translate_flip reflects real pixels (>= 50) there
+    for value in smallest.values():
+        assert value < 1 if augment == "crop_flip" else value > 49
 
 
 # Output sides per recipe: a zoom in (vgg), out (alexnet, crop_flip) or either way.
@@ -332,6 +338,42 @@ def test_ten_crop_views_are_corners_centre_and_mirrors():
     assert torch.equal(ten[:, 4], plain)  # the centre of the padded image is the image
     assert torch.equal(ten[:, 9], plain.flip(-1))
     assert not torch.equal(ten[:, 0], ten[:, 3])  # corners differ
+
+
+def test_translate_flip_views_are_one_pixel_shifts_and_mirrors():
+    config, splits = synthetic_splits()
+    plain = next(
+        iter(
+            build_loader(
+                splits.test, config, splits.info, train=False, batch_size=8, seed=0, device=CPU
+            ).epoch(0)
+        )
+    )[0]
+    views = {}
+    for in_memory in ("yes", "no"):
+        cfg = DataConfig(**{**config.__dict__, "in_memory": in_memory})
+        source = build_loader(
+            splits.test,
+            cfg,
+            splits.info,
+            train=False,
+            batch_size=8,
+            seed=0,
+            device=CPU,
+            tta="translate_flip",
+        )
+        views[in_memory] = next(iter(source.epoch(0)))[0]
+    six = views["yes"]
+    assert six.shape == (8, 6, 3, 32, 32)
+    torch.testing.assert_close(six, views["no"])
+    assert torch.equal(six[:, 0], plain)
+    up_left, down_right = six[:, 2], six[:, 4]
+    assert torch.equal(up_left[..., 1:, 1:], plain[..., :-1, :-1])  # content moved by one pixel
+    assert torch.equal(up_left[..., 0, 1:], plain[..., 1, :-1])  # the new top row reflects row 1
+    assert torch.equal(down_right[..., :-1, :-1], plain[..., 1:, 1:])
+    assert torch.equal(down_right[..., -1, :-1], plain[..., -2, 1:])
+    for k in (0, 2, 4):
+        assert torch.equal(six[:, k + 1], six[:, k].flip(-1))
 
 
 # --- eval transforms ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from classicnets.atomic import atomic_write_text
 from classicnets.errors import UserError
 
 DeviceName = str  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
-TestViews = Literal["none", "flip", "10crop"]  # test-time augmentation: flips, AlexNet §4.1
+# test-time augmentation: flips; AlexNet §4.1's ten crops; 1-pixel shifts and their mirrors
+TestViews = Literal["none", "flip", "10crop", "translate_flip"]
 
 
 Norm = Literal["lrn", "bn", "none"]
@@ -159,7 +160,14 @@ class DataConfig:
     download: bool = False
     # The training augmentation recipe; "default" picks the data set's usual one.
     augment: Literal[
-        "default", "none", "flip", "crop_flip", "alexnet", "vgg", "random_resized_crop"
+        "default",
+        "none",
+        "flip",
+        "crop_flip",
+        "translate_flip",
+        "alexnet",
+        "vgg",
+        "random_resized_crop",
     ] = "default"
     flip_probability: float = 0.5  # share of training images mirrored by the flipping recipes
     # Normalise with these per-channel values (on the [0, 1] scale) instead of the data set's

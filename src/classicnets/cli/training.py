@@ -3,6 +3,7 @@
 import argparse
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import yaml
 
 from classicnets.config import (
     RunConfig,
+    TestViews,
     apply_overrides,
     config_from_dict,
     config_to_dict,
@@ -93,9 +95,10 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
     )
     evaluate.add_argument(
         "--tta",
-        choices=["none", "flip", "10crop"],
+        choices=typing.get_args(TestViews),
         default="none",
-        help="test-time views; 10crop is AlexNet §4.1's test protocol",
+        help="test-time views; 10crop is AlexNet §4.1's test protocol, translate_flip averages "
+        "the image, 1-pixel shifts and their mirrors",
     )
     evaluate.add_argument(
         "--set",

@@ -78,10 +78,12 @@ def random_crop(
     padding: int,
     generator: torch.Generator,
     flip: Tensor | None = None,
+    padding_mode: str = "constant",
 ) -> Tensor:
-    """RandomCrop(size, padding) with zero fill, like torchvision's; mirrored where `flip`."""
+    """RandomCrop(size, padding, padding_mode) like torchvision's (zero fill by default);
+    mirrored where `flip`."""
     if padding:
-        images = F.pad(images, (padding, padding, padding, padding))
+        images = F.pad(images, (padding, padding, padding, padding), mode=padding_mode)
     batch, _, height, width = images.shape
     top = torch.randint(0, height - size + 1, (batch,), generator=generator)
     left = torch.randint(0, width - size + 1, (batch,), generator=generator)

@@ -15,7 +15,7 @@ from torch import Tensor
 from classicnets.data import batch_transforms as bt
 from classicnets.data.recipes import batched_train_crop
 from classicnets.data.seeds import generator_for
-from classicnets.data.transforms import Recipe, TestTimeViews
+from classicnets.data.transforms import Recipe, TestTimeViews, translate_flip_views
 
 # Stream tags, so the permutation and the batch draws never share a seed.
 PERMUTATION_STREAM = 0
@@ -137,8 +137,10 @@ class MemoryLoader:
         recipe, crop = self.recipe, self.recipe.crop_size
         base = bt.resize_square(images, recipe.resize)
         if self.views == "10crop":
-            if recipe.padding:
+            if recipe.padding and recipe.augment == "crop_flip":
                 base = torch.nn.functional.pad(base, (recipe.padding,) * 4)
             return bt.normalise(bt.ten_crops(base, crop), self.mean, self.std)
         x = bt.normalise(bt.center_crop(base, crop), self.mean, self.std)
+        if self.views == "translate_flip":
+            return translate_flip_views(x)
         return torch.stack([x, x.flip(-1)], dim=1) if self.views == "flip" else x

@@ -61,6 +61,22 @@ def _batched_crop_flip(
     return bt.random_crop(bt.resize_square(images, crop), crop, recipe.padding, generator, flip)
 
 
+def _pil_translate_flip(recipe: Recipe) -> list[Callable[[Any], Any]]:
+    # arXiv:2404.00498 (airbench): translate by up to 2 px, borders reflected
+    return [
+        *_pil_none(recipe),
+        v2.RandomCrop(recipe.crop_size, padding=recipe.padding, padding_mode="reflect"),
+    ]
+
+
+def _batched_translate_flip(
+    images: Tensor, recipe: Recipe, generator: torch.Generator, flip: Tensor | None
+) -> Tensor:
+    crop = recipe.crop_size
+    resized = bt.resize_square(images, crop)
+    return bt.random_crop(resized, crop, recipe.padding, generator, flip, padding_mode="reflect")
+
+
 def _pil_alexnet(recipe: Recipe) -> list[Callable[[Any], Any]]:
     # AlexNet §2: shorter side to 256, central 256x256 patch; §4.1: random 224 patches
     side = recipe.resize
@@ -99,6 +115,7 @@ AUGMENTATIONS: dict[AugmentName, Augmentation] = {
     "none": Augmentation(_pil_none, _batched_none, crop_flips=False),
     "flip": Augmentation(_pil_none, _batched_none, crop_flips=False),  # the flip alone
     "crop_flip": Augmentation(_pil_crop_flip, _batched_crop_flip, crop_flips=True),
+    "translate_flip": Augmentation(_pil_translate_flip, _batched_translate_flip, crop_flips=True),
     "alexnet": Augmentation(_pil_alexnet, _batched_alexnet, crop_flips=True),
     "vgg": Augmentation(_pil_vgg, _batched_vgg, crop_flips=False),
     "random_resized_crop": Augmentation(

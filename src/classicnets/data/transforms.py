@@ -9,6 +9,9 @@ Recipes (sizes are for a 224 crop and scale with data.image_size; 227 keeps the 
 - flip: resize to the model's side + horizontal flip (a flip-only recipe).
 - crop_flip: random crop with zero padding (CIFAR: 4 px of 32) + horizontal flip, the CIFAR
   recipe of He et al. 2016 (arXiv:1512.03385 §4.2).
+- translate_flip: random crop with reflect padding (2 px of 32, a translation of up to 2 px
+  that keeps real pixels at the borders) + horizontal flip, as in Jordan 2024
+  (arXiv:2404.00498, airbench).
 - alexnet: AlexNet §4.1: shorter side to 256, central 256x256, random 224 (or 227) crop + flip;
   optional PCA lighting. Eval: centre crop; 10-crop (4 corners + centre, and their mirror
   images, averaged) is the paper's test protocol.
@@ -16,6 +19,11 @@ Recipes (sizes are for a 224 crop and scale with data.image_size; 227 keeps the 
   Eval at a fixed scale Q (§3.2) with a centre crop (the paper's dense evaluation is not done).
 - random_resized_crop: torchvision's RandomResizedCrop (Szegedy et al. 2015 §6, scale 0.08-1,
   aspect 3/4-4/3) + flip, as in the seed recipes (RandomResizedCrop 227).
+
+Test-time views (`train.tta`, `evaluate --tta`): flip (the image and its mirror), 10crop
+(AlexNet §4.1), translate_flip (the image, its copies shifted one pixel up-left and down-right
+with reflected borders, and the mirrors of all three: six views, as airbench's test-time
+augmentation, here averaged with equal weights).
 """
 
 from __future__ import annotations
@@ -34,8 +42,11 @@ from classicnets.config import DataConfig
 from classicnets.data.datasets import DATASETS, DatasetInfo, to_rgb
 from classicnets.errors import UserError
 
-AugmentName = Literal["none", "flip", "crop_flip", "alexnet", "vgg", "random_resized_crop"]
-TestTimeViews = Literal["none", "flip", "10crop"]
+AugmentName = Literal[
+    "none", "flip", "crop_flip", "translate_flip", "alexnet", "vgg", "random_resized_crop"
+]
+TestTimeViews = Literal["none", "flip", "10crop", "translate_flip"]
+TRANSLATE_FRACTION = 1 / 16  # translate_flip: reflect padding as a share of the side (2 of 32)
 LIGHTING_ALPHA_STD = 0.1  # AlexNet §4.1: alpha ~ N(0, 0.1)
 # RandomResizedCrop's defaults (torchvision), after GoogLeNet (arXiv:1409.4842 §6)
 RRC_SCALE = (0.08, 1.0)
@@ -55,7 +66,7 @@ class Recipe:
 
     augment: AugmentName
     crop_size: int  # the side the model sees
-    padding: int  # crop_flip: zero padding on each side
+    padding: int  # crop_flip: zero padding on each side; translate_flip: reflect padding
     flip: bool
     flip_probability: float  # of each training image being mirrored, when flip
     resize: int  # shorter side the eval centre crop (and alexnet's train crop) is taken from
@@ -87,7 +98,11 @@ def resolve_recipe(cfg: DataConfig, info: DatasetInfo) -> Recipe:
     elif augment == "vgg":
         # VGG §3.2: Q = (S_min + S_max) / 2 for jittered training
         resize = paper_side(crop, cfg.eval_scale or (cfg.scale_min + cfg.scale_max) // 2)
-    padding = round(crop * meta.get("padding_fraction", 0.125)) if augment == "crop_flip" else 0
+    padding = 0
+    if augment == "crop_flip":
+        padding = round(crop * meta.get("padding_fraction", 0.125))
+    elif augment == "translate_flip":
+        padding = max(1, round(crop * TRANSLATE_FRACTION))
     return Recipe(
         augment=augment,
         crop_size=crop,
@@ -126,7 +141,8 @@ class ToRGB:
 
 
 class ViewStack:
-    """Stack test-time views: "flip" -> (2, C, H, W); "10crop" -> (10, C, H, W)."""
+    """Stack test-time views: "flip" -> (2, C, H, W); "10crop" -> (10, C, H, W);
+    "translate_flip" -> (6, C, H, W)."""
 
     def __init__(self, views: TestTimeViews, crop_size: int, to_tensor: Callable[[Any], Tensor]):
         self.views = views
@@ -139,7 +155,19 @@ class ViewStack:
             crops = v2.functional.ten_crop(image, [self.crop_size, self.crop_size])
             return torch.stack([self.to_tensor(crop) for crop in crops])
         x = self.to_tensor(image)
+        if self.views == "translate_flip":
+            return translate_flip_views(x[None])[0]
         return torch.stack([x, x.flip(-1)])
+
+
+def translate_flip_views(images: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, 6, C, H, W): each image, its copies shifted one pixel up-left and
+    down-right (borders reflected), and the mirror images of those three."""
+    height, width = images.shape[-2:]
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+    shifted = [images, padded[..., :height, :width], padded[..., 2:, 2:]]
+    views = [view for x in shifted for view in (x, x.flip(-1))]
+    return torch.stack(views, dim=1)
 
 
 def to_normalised(info: DatasetInfo, lighting: PCALighting | None = None) -> v2.Compose:
@@ -155,7 +183,7 @@ def eval_transform_for(recipe: Recipe, info: DatasetInfo, views: TestTimeViews) 
     steps: list[Callable[[Any], Any]] = [ToRGB(), v2.Resize(recipe.resize)]
     if views == "10crop":
         steps.append(v2.CenterCrop(recipe.resize))
-        if recipe.padding:
+        if recipe.padding and recipe.augment == "crop_flip":
             steps.append(v2.Pad(recipe.padding))  # crop_flip: the corners of the padded image
         steps.append(ViewStack(views, recipe.crop_size, to_normalised(info)))
         return v2.Compose(steps)
