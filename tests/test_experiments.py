@@ -136,6 +136,9 @@ def test_every_declared_grid_builds_valid_configs_and_claims_name_its_cells(
             assert plan.base.data.val_fraction == 0 and plan.base.data.limit == 0
             assert plan.seeds == 3 and plan.base.train.amp == "bf16"
             assert all(claim.decisive is not None for claim in plan.grid.claims)
+            # relu-vs-tanh's runs stop at its threshold, 25% training error; lrn's run on
+            stop = 75.0 if name == "relu-vs-tanh" else 0.0
+            assert plan.base.train.stop_at_train_top1 == stop
 
 
 def stats(label: str, *values: float, censored: int = 0) -> CellStats:

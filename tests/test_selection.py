@@ -1,5 +1,6 @@
-"""Which weights the final test scores (train.test_checkpoint) and what early stopping watches
-(train.early_stop_metric); neither reads the test-set monitoring (train.monitor_test)."""
+"""Which weights the final test scores (train.test_checkpoint), what early stopping watches
+(train.early_stop_metric) and the stop at a training accuracy (train.stop_at_train_top1);
+none reads the test-set monitoring (train.monitor_test)."""
 
 import json
 from pathlib import Path
@@ -86,3 +87,17 @@ def test_nothing_that_selects_reads_the_test_monitor() -> None:
     assert by_loss.best_epoch == by_top1.best_epoch == 2 and by_loss.best_top1 == 50.0
     assert (by_loss.stale_epochs, by_top1.stale_epochs) == (0, 1)  # loss fell in epoch 3
     assert by_loss.best_val_loss == 1.5
+
+
+def test_a_run_stops_after_the_first_epoch_reaching_the_training_accuracy(tmp_path: Path) -> None:
+    full = records(fit(smoke("train.epochs=6"), tmp_path / "full"))
+    accuracies = [float(row["train_top1"]) for row in full]  # type: ignore[arg-type]
+    threshold = accuracies[2]  # first reached at epoch 3 or earlier
+    reached = next(i for i, top1 in enumerate(accuracies, 1) if top1 >= threshold)
+    assert reached < len(full), "the recipe must reach the threshold before its last epoch"
+    run_dir = fit(smoke("train.epochs=6", f"train.stop_at_train_top1={threshold}"), tmp_path / "s")
+    stopped = records(run_dir)
+    assert len(stopped) == reached
+    assert [row["train_top1"] for row in stopped] == [row["train_top1"] for row in full[:reached]]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and (run_dir / "eval/test/metrics.json").is_file()

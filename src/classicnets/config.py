@@ -249,6 +249,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     early_stop_patience: int = 0  # epochs without a gain in early_stop_metric; 0 = off
     early_stop_metric: Literal["val_top1", "val_loss"] = "val_top1"  # higher top-1, lower loss
+    # Stop after the first epoch whose running training top-1 (%) reaches this; 0 = off. For
+    # "epochs to X% training error" measures (AlexNet Fig. 1), whose value the later epochs
+    # cannot change.
+    stop_at_train_top1: float = 0.0
     # Which weights the final test scores: the best epoch's by val top-1, or the last epoch's.
     test_checkpoint: Literal["best", "last"] = "best"
     tensorboard: bool = False

@@ -109,6 +109,7 @@ RANGES: dict[str, Range] = {
     "train.grad_clip": Range(0, INF, "a gradient norm; 0 = off", high_open=True),
     "train.label_smoothing": Range(0, 1, "the probability mass spread over all classes"),
     "train.early_stop_patience": COUNT,
+    "train.stop_at_train_top1": Range(0, 100, "a training top-1 in percent; 0 = off"),
     "train.checkpoint_every_steps": COUNT,
     "train.log_every_steps": AT_LEAST_ONE,
 }

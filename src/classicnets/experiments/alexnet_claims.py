@@ -36,6 +36,14 @@ _RELU_PAPER = ("data.augment=none", "optim.weight_decay=0", "schedule.name=const
 # Room for the decisive rule's 3x (half the paper's 6x) if ReLU needs up to 10 epochs to 25%
 # training error (about 6 in Fig. 1); a tanh seed still short of it at 30 counts as >= 30.
 RELU_CPU_EPOCHS = 30
+RELU_THRESHOLD = 75.0  # training top-1 (%): 25% training error
+# Each cpu-budget run stops after the epoch that first reaches the threshold: the measure is
+# that epoch, which the later epochs cannot change (the ReLU runs need about 6 of the 30).
+_RELU_CPU_STOP = f"train.stop_at_train_top1={RELU_THRESHOLD:g}"
+_RELU_STOPS = (
+    "each run stops after the epoch reaching 25% training error, so the test top-1 of the "
+    "two nets is after different numbers of epochs"
+)
 LRN_CPU_EPOCHS = 30  # lr / 10 at epochs 20 and 25, the paper budget's 40 and 50 of 60 scaled
 
 register_experiment(
@@ -68,16 +76,21 @@ register_experiment(
                 ),
                 cpu=Recipe(
                     "exp_convnet4_cifar10",
-                    (*_RELU_PAPER, f"train.epochs={RELU_CPU_EPOCHS}", *CPU_DATA),
+                    (*_RELU_PAPER, f"train.epochs={RELU_CPU_EPOCHS}", _RELU_CPU_STOP, *CPU_DATA),
                     3,
-                    (_RELU_SAME_LR, _RELU_LRN, _CPU_SHORT.format(epochs=RELU_CPU_EPOCHS)),
+                    (
+                        _RELU_SAME_LR,
+                        _RELU_LRN,
+                        _CPU_SHORT.format(epochs=RELU_CPU_EPOCHS),
+                        _RELU_STOPS,
+                    ),
                 ),
                 claims=(
                     Claim(
                         statement="A four-layer CNN with ReLUs reaches 25% training error on "
                         "CIFAR-10 six times faster than the same net with tanh units",
                         source="AlexNet §3.1, Fig. 1",
-                        metric=epochs_to("train_top1", 75.0),
+                        metric=epochs_to("train_top1", RELU_THRESHOLD),
                         quick_metric=epochs_to("train_top1", 60.0),
                         first="ReLU",
                         second="tanh",

@@ -208,6 +208,14 @@ def _run_epochs(run: Run, stop: StopFlag, stop_after_steps: int | None) -> str:
                 "early stop: no %s gain for %d epochs", cfg.early_stop_metric, state.stale_epochs
             )
             break
+        if cfg.stop_at_train_top1 and record.train_top1 >= cfg.stop_at_train_top1:
+            log.info(
+                "stopped at epoch %d: training top-1 %.2f%% reached train.stop_at_train_top1=%g",
+                epoch,
+                record.train_top1,
+                cfg.stop_at_train_top1,
+            )
+            break
     return "complete"
 
 
