@@ -237,3 +237,21 @@ def test_profile_step_splits_a_step_by_kind_of_op(
         and "forward convolutions by input shape" in out
         and "| [4, 3, 32, 32] |" in out
     )
+
+
+def test_denormals_times_adam_with_denormals_kept_and_flushed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    denormals = load_benchmark("denormals")
+    assert denormals.main(["--elements", "20000", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = [
+        line.split("|")
+        for line in out.splitlines()
+        if line.startswith("| kept") or line.startswith("| flushed")
+    ]
+    assert [row[1].strip() for row in rows] == ["kept", "flushed"]
+    assert all(float(row[2]) > 0 for row in rows)
+    # only the process that asked for it flushes (where the CPU has the mode at all)
+    assert [row[3].strip() for row in rows] in (["False", "True"], ["False", "False"])
+    assert "kept / flushed:" in out

@@ -217,3 +217,17 @@ def test_without_a_terminal_progress_is_a_line_every_tenth_of_an_epoch(
     with caplog.at_level("INFO", logger="classicnets.train.loop"):
         fit(smoke("train.epochs=1", "train.progress=false"), tmp_path / "quiet")
     assert not [r for r in caplog.records if r.getMessage().startswith("epoch 1 step")]
+
+
+def test_training_flushes_denormals_to_zero_unless_told_not_to(tmp_path):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    denormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert (denormal * 1.0).item() != 0  # the CPU's default: kept
+    try:
+        fit(smoke("train.epochs=1", "train.flush_denormals=false"), tmp_path / "kept")
+        assert (denormal * 1.0).item() != 0
+        fit(smoke("train.epochs=1"), tmp_path / "flushed")
+        assert (denormal * 1.0).item() == 0  # read and written as zero from then on
+    finally:
+        torch.set_flush_denormal(False)

@@ -245,6 +245,9 @@ class TrainConfig:
     # auto: each fast layer (kernels/) where it measured faster here; torch: torch's modules
     kernels: Literal["auto", "torch"] = "auto"
     compile: bool = False
+    # CPU: denormal floats (below 1.2e-38 in fp32) read and written as zero (x86 FTZ/DAZ, Arm
+    # FZ); Adam's moments of units that stopped learning sink there and slow its step 13x.
+    flush_denormals: bool = True
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     label_smoothing: float = 0.0
     early_stop_patience: int = 0  # epochs without a gain in early_stop_metric; 0 = off

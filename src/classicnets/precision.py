@@ -71,3 +71,17 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
     else:
         channels_last = cfg.channels_last == "yes"
     return Precision(device, dtype, amp == "fp16" and device.type == "cuda", channels_last)
+
+
+def flush_denormals(enabled: bool) -> None:
+    """Flush denormal floats to zero (x86 FTZ and DAZ, Arm FZ), or stop, on this CPU thread and
+    on the threads it starts from now on; GPUs are not affected.
+
+    Denormals (nonzero fp32 values below 1.2e-38) take a slow path through the CPU's
+    microcode. The Adam moments of weights whose gradient has stopped sink into that range
+    within an epoch or two: from the epoch-6 checkpoint of alexnet_lrn_cifar10_128, 40% of
+    its optimizer state was denormal and Adam's step took 0.26 s instead of 0.02 s
+    (benchmarks/RESULTS.md, Denormals). Threads of torch's pool that already exist keep
+    their setting, so fit() calls this before a run computes anything.
+    """
+    torch.set_flush_denormal(enabled)
