@@ -24,9 +24,8 @@ from collections.abc import Sequence
 import torch
 
 from classicnets.kernels.choice import cpu_flags, cpu_model
-from classicnets.precision import flush_denormals
+from classicnets.precision import DENORMAL, flush_denormals, flushes_denormals
 
-DENORMAL = 1e-39  # below float32's smallest normal number, 1.18e-38
 MODES = ("kept", "flushed")
 
 
@@ -56,11 +55,10 @@ def child(mode: str, elements: int, share: float, steps: int) -> dict[str, objec
     if mode == "flushed":
         flush_denormals(True)  # first thing, before torch's thread pool exists
     seconds = adam_step_seconds(elements, share, steps)
-    probe = torch.tensor([DENORMAL], dtype=torch.float32)
     return {
         "mode": mode,
         "seconds": statistics.median(seconds),
-        "flushes": (probe * 1.0).item() == 0.0,
+        "flushes": flushes_denormals(),
         "threads": torch.get_num_threads(),
     }
 

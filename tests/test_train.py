@@ -9,6 +9,8 @@ from classicnets import allocator
 from classicnets.cli import main
 from classicnets.config import load_config
 from classicnets.errors import UserError
+from classicnets.precision import flushes_denormals
+from classicnets.train import loop
 from classicnets.train.loop import fit
 
 TIMING = ("epoch_seconds", "images_per_second")
@@ -219,15 +221,19 @@ def test_without_a_terminal_progress_is_a_line_every_tenth_of_an_epoch(
     assert not [r for r in caplog.records if r.getMessage().startswith("epoch 1 step")]
 
 
-def test_training_flushes_denormals_to_zero_unless_told_not_to(tmp_path):
+def test_training_flushes_denormals_to_zero_unless_told_not_to(tmp_path, monkeypatch):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode")
-    denormal = torch.tensor([1e-39], dtype=torch.float32)
-    assert (denormal * 1.0).item() != 0  # the CPU's default: kept
-    try:
-        fit(smoke("train.epochs=1", "train.flush_denormals=false"), tmp_path / "kept")
-        assert (denormal * 1.0).item() != 0
-        fit(smoke("train.epochs=1"), tmp_path / "flushed")
-        assert (denormal * 1.0).item() == 0  # read and written as zero from then on
-    finally:
-        torch.set_flush_denormal(False)
+    seen = []
+    train_one_epoch = loop.train_one_epoch
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(flushes_denormals())
+        return train_one_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_one_epoch", spy)
+    assert not flushes_denormals()  # the CPU's default
+    fit(smoke("train.epochs=1", "train.flush_denormals=false"), tmp_path / "kept")
+    fit(smoke("train.epochs=1"), tmp_path / "flushed")
+    assert seen == [False, True]
+    assert not flushes_denormals()  # each run left the mode as it found it

@@ -5,7 +5,9 @@ CUDA GPUs of compute capability 8.0+ and on CPUs with bf16 instructions, fp16 wi
 scaler on older GPUs, fp32 elsewhere. `train.amp=off` is fp32 everywhere.
 """
 
+import contextlib
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +75,10 @@ def pick_precision(cfg: TrainConfig, device: torch.device) -> Precision:
     return Precision(device, dtype, amp == "fp16" and device.type == "cuda", channels_last)
 
 
+# Below fp32's smallest normal number (1.18e-38): zero where denormals are flushed.
+DENORMAL = 1e-39
+
+
 def flush_denormals(enabled: bool) -> None:
     """Flush denormal floats to zero (x86 FTZ and DAZ, Arm FZ), or stop, on this CPU thread and
     on the threads it starts from now on; GPUs are not affected.
@@ -82,6 +88,25 @@ def flush_denormals(enabled: bool) -> None:
     within an epoch or two: from the epoch-6 checkpoint of alexnet_lrn_cifar10_128, 40% of
     its optimizer state was denormal and Adam's step took 0.26 s instead of 0.02 s
     (benchmarks/RESULTS.md, Denormals). Threads of torch's pool that already exist keep
-    their setting, so fit() calls this before a run computes anything.
+    their setting, so fit() sets it before a run computes anything.
     """
     torch.set_flush_denormal(enabled)
+
+
+def flushes_denormals() -> bool:
+    """Whether this thread computes denormals as zero now."""
+    return bool((torch.tensor([DENORMAL], dtype=torch.float32) * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def denormals_flushed(enabled: bool) -> Iterator[None]:
+    """flush_denormals(enabled) for the block, then this thread's mode as it was: a run inside
+    a notebook or a test process leaves the calling thread's numerics as it found them
+    (hypothesis, for one, refuses to run where denormals are flushed). Threads that torch
+    starts inside the block keep the mode of the block."""
+    before = flushes_denormals()
+    flush_denormals(enabled)
+    try:
+        yield
+    finally:
+        flush_denormals(before)

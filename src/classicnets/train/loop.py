@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from classicnets.config import RunConfig, TrainConfig, save_config
-from classicnets.precision import Precision, flush_denormals
+from classicnets.precision import Precision, denormals_flushed
 from classicnets.run_record import (
     CONFIG_FILE,
     StepLog,
@@ -85,8 +85,11 @@ def fit(
     of the same config is resumed: what restarted torchrun workers need.
     Under torchrun, every rank calls fit() and gets the same run folder back.
     """
-    flush_denormals(config.train.flush_denormals)  # before torch starts its thread pool
-    with distributed_session(config.train) as ctx, contextlib.ExitStack() as locks:
+    with (
+        denormals_flushed(config.train.flush_denormals),  # before torch starts its thread pool
+        distributed_session(config.train) as ctx,
+        contextlib.ExitStack() as locks,
+    ):
         if resume is None and run_name is None and config.train.run_name:
             mode, found = broadcast_from_main(
                 restart_point(config, out_root) if ctx.is_main else ("", None), ctx
