@@ -310,7 +310,9 @@ def test_batched_lighting_draws_alpha_times_eigenvalue_along_each_component():
     assert projected.mean(0).abs().max() < 3 * 0.1 * 0.2 / 20000**0.5
 
 
-def test_ten_crop_views_are_corners_centre_and_mirrors():
+def first_test_batch_and_views(tta: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The first plain test batch, and its test-time views from the in-memory ("yes") and the
+    streaming ("no") loader."""
     config, splits = synthetic_splits()
     plain = next(
         iter(
@@ -323,16 +325,14 @@ def test_ten_crop_views_are_corners_centre_and_mirrors():
     for in_memory in ("yes", "no"):
         cfg = DataConfig(**{**config.__dict__, "in_memory": in_memory})
         source = build_loader(
-            splits.test,
-            cfg,
-            splits.info,
-            train=False,
-            batch_size=8,
-            seed=0,
-            device=CPU,
-            tta="10crop",
+            splits.test, cfg, splits.info, train=False, batch_size=8, seed=0, device=CPU, tta=tta
         )
         views[in_memory] = next(iter(source.epoch(0)))[0]
+    return plain, views
+
+
+def test_ten_crop_views_are_corners_centre_and_mirrors():
+    plain, views = first_test_batch_and_views("10crop")
     ten = views["yes"]
     assert torch.equal(ten, views["no"])
     assert torch.equal(ten[:, 4], plain)  # the centre of the padded image is the image
@@ -341,28 +341,7 @@ def test_ten_crop_views_are_corners_centre_and_mirrors():
 
 
 def test_translate_flip_views_are_one_pixel_shifts_and_mirrors():
-    config, splits = synthetic_splits()
-    plain = next(
-        iter(
-            build_loader(
-                splits.test, config, splits.info, train=False, batch_size=8, seed=0, device=CPU
-            ).epoch(0)
-        )
-    )[0]
-    views = {}
-    for in_memory in ("yes", "no"):
-        cfg = DataConfig(**{**config.__dict__, "in_memory": in_memory})
-        source = build_loader(
-            splits.test,
-            cfg,
-            splits.info,
-            train=False,
-            batch_size=8,
-            seed=0,
-            device=CPU,
-            tta="translate_flip",
-        )
-        views[in_memory] = next(iter(source.epoch(0)))[0]
+    plain, views = first_test_batch_and_views("translate_flip")
     six = views["yes"]
     assert six.shape == (8, 6, 3, 32, 32)
     torch.testing.assert_close(six, views["no"])
