@@ -137,8 +137,8 @@ class MemoryLoader:
         recipe, crop = self.recipe, self.recipe.crop_size
         base = bt.resize_square(images, recipe.resize)
         if self.views == "10crop":
-            if recipe.padding and recipe.augment == "crop_flip":
-                base = torch.nn.functional.pad(base, (recipe.padding,) * 4)
+            if recipe.ten_crop_padding:
+                base = torch.nn.functional.pad(base, (recipe.ten_crop_padding,) * 4)
             return bt.normalise(bt.ten_crops(base, crop), self.mean, self.std)
         x = bt.normalise(bt.center_crop(base, crop), self.mean, self.std)
         if self.views == "translate_flip":

@@ -50,31 +50,17 @@ def _batched_none(images: Tensor, recipe: Recipe, generator: torch.Generator, fl
 
 
 def _pil_crop_flip(recipe: Recipe) -> list[Callable[[Any], Any]]:
-    # He et al. 2016 §4.2 (CIFAR): zero-pad 4 pixels per side, random 32x32 crop
-    return [*_pil_none(recipe), v2.RandomCrop(recipe.crop_size, padding=recipe.padding)]
+    # He et al. 2016 §4.2 (CIFAR): zero-pad 4 pixels per side, random 32x32 crop; translate_flip
+    # (arXiv:2404.00498, airbench): reflect-pad 2 pixels, i.e. translate by up to 2 px
+    crop = v2.RandomCrop(recipe.crop_size, padding=recipe.padding, padding_mode=recipe.padding_mode)
+    return [*_pil_none(recipe), crop]
 
 
 def _batched_crop_flip(
     images: Tensor, recipe: Recipe, generator: torch.Generator, flip: Tensor | None
 ) -> Tensor:
-    crop = recipe.crop_size
-    return bt.random_crop(bt.resize_square(images, crop), crop, recipe.padding, generator, flip)
-
-
-def _pil_translate_flip(recipe: Recipe) -> list[Callable[[Any], Any]]:
-    # arXiv:2404.00498 (airbench): translate by up to 2 px, borders reflected
-    return [
-        *_pil_none(recipe),
-        v2.RandomCrop(recipe.crop_size, padding=recipe.padding, padding_mode="reflect"),
-    ]
-
-
-def _batched_translate_flip(
-    images: Tensor, recipe: Recipe, generator: torch.Generator, flip: Tensor | None
-) -> Tensor:
-    crop = recipe.crop_size
-    resized = bt.resize_square(images, crop)
-    return bt.random_crop(resized, crop, recipe.padding, generator, flip, padding_mode="reflect")
+    crop, resized = recipe.crop_size, bt.resize_square(images, recipe.crop_size)
+    return bt.random_crop(resized, crop, recipe.padding, generator, flip, recipe.padding_mode)
 
 
 def _pil_alexnet(recipe: Recipe) -> list[Callable[[Any], Any]]:
@@ -115,7 +101,7 @@ AUGMENTATIONS: dict[AugmentName, Augmentation] = {
     "none": Augmentation(_pil_none, _batched_none, crop_flips=False),
     "flip": Augmentation(_pil_none, _batched_none, crop_flips=False),  # the flip alone
     "crop_flip": Augmentation(_pil_crop_flip, _batched_crop_flip, crop_flips=True),
-    "translate_flip": Augmentation(_pil_translate_flip, _batched_translate_flip, crop_flips=True),
+    "translate_flip": Augmentation(_pil_crop_flip, _batched_crop_flip, crop_flips=True),
     "alexnet": Augmentation(_pil_alexnet, _batched_alexnet, crop_flips=True),
     "vgg": Augmentation(_pil_vgg, _batched_vgg, crop_flips=False),
     "random_resized_crop": Augmentation(

@@ -66,12 +66,19 @@ class Recipe:
 
     augment: AugmentName
     crop_size: int  # the side the model sees
-    padding: int  # crop_flip: zero padding on each side; translate_flip: reflect padding
+    padding: int  # the training crop's padding on each side (crop_flip, translate_flip)
+    padding_mode: str  # how it is filled: "constant" (zeros, crop_flip) or "reflect"
     flip: bool
     flip_probability: float  # of each training image being mirrored, when flip
     resize: int  # shorter side the eval centre crop (and alexnet's train crop) is taken from
     scale_range: tuple[int, int]  # vgg: training scale S range
     lighting: bool
+
+    @property
+    def ten_crop_padding(self) -> int:
+        """Zero padding the 10-crop views take their corners from: crop_flip's own, so the
+        corners are crops the net trained on (reflected borders are not a zero pad)."""
+        return self.padding if self.padding_mode == "constant" else 0
 
     @property
     def memory_side(self) -> int:
@@ -107,6 +114,7 @@ def resolve_recipe(cfg: DataConfig, info: DatasetInfo) -> Recipe:
         augment=augment,
         crop_size=crop,
         padding=padding,
+        padding_mode="reflect" if augment == "translate_flip" else "constant",
         flip=bool(meta.get("flip", True)) if is_default else augment != "none",
         flip_probability=cfg.flip_probability,
         resize=resize,
@@ -183,8 +191,8 @@ def eval_transform_for(recipe: Recipe, info: DatasetInfo, views: TestTimeViews) 
     steps: list[Callable[[Any], Any]] = [ToRGB(), v2.Resize(recipe.resize)]
     if views == "10crop":
         steps.append(v2.CenterCrop(recipe.resize))
-        if recipe.padding and recipe.augment == "crop_flip":
-            steps.append(v2.Pad(recipe.padding))  # crop_flip: the corners of the padded image
+        if recipe.ten_crop_padding:
+            steps.append(v2.Pad(recipe.ten_crop_padding))  # the corners of the padded image
         steps.append(ViewStack(views, recipe.crop_size, to_normalised(info)))
         return v2.Compose(steps)
     steps.append(v2.CenterCrop(recipe.crop_size))
