@@ -5,8 +5,10 @@
 
 Each seed trains as `classicnets train --preset PRESET --set train.seed=S
 --set train.run_name=PRESET-seedS --out OUT`, so running the same command again resumes an
-interrupted seed from its last checkpoint and skips finished ones. Each finished run is then
-appended to benchmarks/records.csv (record_run.py), unless it is there already. This is the
+interrupted seed from its last checkpoint and skips finished ones. The finished runs are then
+appended to benchmarks/records.csv (record_run.py), unless there already, after the last seed
+(or the first that fails): written between seeds, records.csv would make the checkout dirty and
+every later seed record a "-dirty" commit. This is the
 final-number protocol of docs/experiments.md: the preset trains on the whole training split
 (data.val_fraction 0) and its test split is scored once, at the end. To tune, pass
 `--set data.val_fraction=0.1 --no-record` (the fixed 5,000-image val split, split_seed 0).
@@ -53,23 +55,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=RECORDS)
     parser.add_argument("--no-record", action="store_true", help="train only (tuning runs)")
     args = parser.parse_args(argv)
+    finished: list[Path] = []
+    code = 0
     for seed in args.seeds:
         command = train_command(args.preset, seed, args.out, args.overrides)
         print("$ " + " ".join(command), flush=True)
         code = subprocess.call(command)
         if code != 0:
             print(f"error: seed {seed} stopped with exit code {code}", file=sys.stderr)
-            return code
-        if args.no_record:
-            continue
-        run_dir = args.out / f"{Path(args.preset).stem}-seed{seed}"
+            break
+        finished.append(args.out / f"{Path(args.preset).stem}-seed{seed}")
+    if args.no_record:
+        return code
+    for run_dir in finished:
         try:
             written = record_if_new(run_dir, args.records)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(f"{run_dir}: {'recorded' if written else 'already recorded'}", flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

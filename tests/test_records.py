@@ -148,3 +148,37 @@ def test_run_seeds_builds_a_resumable_command_per_seed() -> None:
     assert command[-2:] == ["--out", "runs/x"]
     sets = [command[i + 1] for i, word in enumerate(command) if word == "--set"]
     assert sets == ["train.seed=2", "train.run_name=speedrun-seed2", "data.root=/d"]
+
+
+def test_run_seeds_records_after_the_last_seed_and_keeps_finished_ones(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records written between seeds would make the checkout dirty for the next seed's run, so
+    nothing is written until training stops; a failed seed still leaves the earlier recorded."""
+    import shutil
+
+    run_seeds = load_benchmark("run_seeds")
+    records = tmp_path / "records.csv"
+    out = tmp_path / "out"
+    calls: list[int] = []
+
+    def fake_train(command: list[str]) -> int:
+        seed = int(command[command.index("--set") + 1].removeprefix("train.seed="))
+        calls.append(seed)
+        assert not records.exists(), "records.csv written before the last seed trained"
+        if seed == 2:
+            return 1
+        shutil.copytree(runs[seed], out / f"smoke-seed{seed}")
+        return 0
+
+    monkeypatch.setattr(run_seeds.subprocess, "call", fake_train)
+    argv = ["smoke", "--seeds", "0", "1", "2", "--out", str(out), "--records", str(records)]
+    assert run_seeds.main(argv) == 1
+    assert calls == [0, 1, 2]
+    rows = load_benchmark("record_run").read_records(records)
+    assert [row["seed"] for row in rows] == ["0", "1"]
+    # Running it again records nothing twice.
+    monkeypatch.setattr(run_seeds.subprocess, "call", lambda command: 0)
+    records_before = records.read_text()
+    assert run_seeds.main([*argv[:4], *argv[5:]]) == 0  # seeds 0 and 1
+    assert records.read_text() == records_before
