@@ -39,6 +39,13 @@ def test_cosine_with_warmup_rises_then_decays_to_min() -> None:
     assert seen[-1] < 0.01 and min(seen[5:]) >= 0.001
 
 
+def test_warmup_starts_at_its_share_of_the_peak() -> None:
+    # 2 warm-up steps of 5 x 4: airbench's rise from 0.2 of the peak, then linear decay to 0.
+    seen = lrs(ScheduleConfig(name="linear", warmup_epochs=0.4, warmup_start=0.2))
+    assert seen[:3] == pytest.approx([0.1 * (0.2 + 0.8 / 2), 0.1, 0.1])
+    assert lrs(ScheduleConfig(name="linear", warmup_epochs=0.4))[0] == pytest.approx(0.05)
+
+
 def test_onecycle_peaks_at_optim_lr() -> None:
     seen = lrs(ScheduleConfig(name="onecycle", pct_start=0.25))
     assert max(seen) == pytest.approx(0.1, rel=1e-3)

@@ -213,6 +213,11 @@ class OptimConfig:
     # biases and norm-layer parameters (every 0-d or 1-d parameter) in a group without decay.
     decay_bias_and_norm: bool = True
     body_lr_scale: float = 1.0  # fine-tuning: the lr outside the classifier is lr x this
+    # Lookahead as in airbench (train/lookahead.py): every this many steps the weights are
+    # reset to slow weights that follow them with a decay ramping up to lookahead_decay ** every
+    # (0 = off).
+    lookahead_every: int = 0
+    lookahead_decay: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,7 @@ class ScheduleConfig:
     gamma: float = 0.1
     patience: int = 3  # plateau: epochs without val top-1 gain before lr *= gamma
     warmup_epochs: float = 0.0
+    warmup_start: float = 0.0  # the warm-up's first lr as a share of the peak (airbench: 0.2)
     pct_start: float = 0.25  # onecycle: share of steps spent rising
     min_lr: float = 0.0
 

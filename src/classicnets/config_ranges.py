@@ -94,11 +94,14 @@ RANGES: dict[str, Range] = {
     "optim.body_lr_scale": Range(
         0, 1e3, "a multiplier of optim.lr for the body (0 = the body does not learn)"
     ),
+    "optim.lookahead_every": COUNT,
+    "optim.lookahead_decay": Range(0, 1, "the share of the slow weights kept per step"),
     "schedule.step_epochs": AT_LEAST_ONE,
     "schedule.milestones": AT_LEAST_ONE,
     "schedule.gamma": Range(0, 1, "the factor the lr is multiplied by", low_open=True),
     "schedule.patience": COUNT,
     "schedule.warmup_epochs": Range(0, INF, "epochs of linear warm-up", high_open=True),
+    "schedule.warmup_start": Range(0, 1, "the warm-up's first lr as a share of the peak"),
     "schedule.pct_start": Range(
         0, 1, "the share of steps spent rising (one-cycle)", low_open=True, high_open=True
     ),

@@ -238,7 +238,7 @@ def train_one_epoch(
     """
     model, precision, loader = parts.model.wrapped, parts.precision, parts.data.train_loader
     optimizer, schedule = parts.optimization.optimizer, parts.optimization.schedule
-    scaler = parts.optimization.scaler
+    scaler, lookahead = parts.optimization.scaler, parts.optimization.lookahead
     model.train()
     progress = _epoch_progress(parts, cfg, epoch, state, sums)
     for x, y in loader.epoch(epoch, start_batch=state.batches_done):
@@ -259,6 +259,8 @@ def train_one_epoch(
         sums.add(loss, main_logits(output), y)
         state.batches_done += 1
         state.global_step += 1
+        if lookahead is not None:
+            lookahead.after_step(parts.model.module, state.global_step)
         if not _after_step(parts, cfg, state, sums, control, progress):
             return False
     progress.close()

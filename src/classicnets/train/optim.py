@@ -128,7 +128,8 @@ def lr_multiplier(
     def multiplier(step: int) -> float:
         epoch = step / steps_per_epoch
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
+            start = cfg.warmup_start
+            return start + (1 - start) * (step + 1) / warmup_steps
         progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
         if cfg.name == "step":
             return float(cfg.gamma ** math.floor(epoch / max(cfg.step_epochs, 1)))

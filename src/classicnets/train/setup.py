@@ -20,6 +20,7 @@ from classicnets.models.summary import summarize
 from classicnets.precision import Precision, pick_precision
 from classicnets.run_record import LayerRecord, ModelRecord
 from classicnets.train.distributed import SINGLE_PROCESS, DistContext, prepare_model, rank_device
+from classicnets.train.lookahead import Lookahead
 from classicnets.train.optim import Schedule, build_optimizer, build_scheduler
 from classicnets.train.seeding import seed_everything
 
@@ -56,23 +57,30 @@ class RunModel:
 
 @dataclass
 class Optimization:
-    """The optimizer, its learning-rate schedule and the fp16 loss scaler."""
+    """The optimizer, its learning-rate schedule, the fp16 loss scaler and Lookahead's slow
+    weights (optim.lookahead_every)."""
 
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     scaler: torch.amp.GradScaler
+    lookahead: Lookahead | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
         }
+        if self.lookahead is not None:
+            state["lookahead"] = self.lookahead.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
 
 
 @dataclass
@@ -130,10 +138,13 @@ def build_run_parts(
         trials.pinned.update(checkpoint.get("kernel_choices", {}))
     data = build_run_data(config, splits, device, ctx)
     optimizer = build_optimizer(module, config.optim)
+    steps = cfg.epochs * len(data.train_loader)
+    every, decay = config.optim.lookahead_every, config.optim.lookahead_decay
     optimization = Optimization(
         optimizer,
         build_scheduler(optimizer, config.schedule, cfg.epochs, len(data.train_loader)),
         torch.amp.GradScaler(device.type, enabled=precision.use_grad_scaler),
+        Lookahead(module, every, decay, steps) if every > 0 else None,
     )
     if checkpoint is not None:
         load_state_strict(module, checkpoint["model"], "the checkpoint")
