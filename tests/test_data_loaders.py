@@ -291,6 +291,37 @@ EIGENVALUES = torch.tensor([0.2, 0.02, 0.005])
 EIGENVECTORS = torch.tensor([[0.58, 0.58, 0.57], [0.71, 0.0, -0.71], [0.41, -0.82, 0.41]])
 
 
+def flips_by_image(source, epoch: int) -> dict[int, bool]:
+    flips = {}
+    for x, y in source.epoch(epoch):
+        flipped = crop_offsets_and_flips(x, padding=2)[2]
+        flips.update(zip(y.tolist(), flipped.tolist(), strict=True))
+    return flips
+
+
+def test_alternate_flip_mirrors_each_image_the_other_way_every_epoch():
+    """arXiv:2404.00498 §3.6: epoch 1's flips drawn, each later epoch the opposite of the last,
+    through the translate_flip crop; the labels name the images."""
+    count = 200
+    data = dataset_of(position_image().expand(count, 3, 32, 32).contiguous(), torch.arange(count))
+    source = loader(data, batch_size=64, augment="translate_flip", flip_mode="alternate")
+    first, second, third = (flips_by_image(source, epoch) for epoch in (1, 2, 3))
+    assert len(first) == count and 70 < sum(first.values()) < 130
+    assert all(second[i] != first[i] for i in range(count)) and third == first
+    resumed = dict(first)  # a resumed epoch replays the same flips
+    for x, y in source.epoch(1, start_batch=2):
+        resumed.update(zip(y.tolist(), crop_offsets_and_flips(x, 2)[2].tolist(), strict=True))
+    assert resumed == first
+    other_seed = loader(
+        data, batch_size=64, seed=1, augment="translate_flip", flip_mode="alternate"
+    )
+    assert flips_by_image(other_seed, 1) != first
+    random = loader(data, batch_size=64, augment="translate_flip")
+    assert any(flips_by_image(random, 2)[i] == first[i] for i in range(count))
+    with pytest.raises(UserError, match="flip_mode=alternate needs the in-memory loader"):
+        loader(data, augment="translate_flip", flip_mode="alternate", in_memory="no")
+
+
 def test_pca_lighting_keeps_shape_and_mean_in_expectation():
     torch.manual_seed(0)
     image = torch.rand(3, 5, 6)

@@ -170,6 +170,10 @@ class DataConfig:
         "random_resized_crop",
     ] = "default"
     flip_probability: float = 0.5  # share of training images mirrored by the flipping recipes
+    # random: each image mirrored afresh each epoch; alternate (arXiv:2404.00498 §3.6, in-memory
+    # loader only): drawn once for epoch 1, then every image's mirror flips each epoch, so a
+    # pair of epochs shows every image both ways.
+    flip_mode: Literal["random", "alternate"] = "random"
     # Normalise with these per-channel values (on the [0, 1] scale) instead of the data set's
     # own, e.g. to rerun a recipe that computed its statistics differently; empty = the data set's.
     mean: list[float] = field(default_factory=list)

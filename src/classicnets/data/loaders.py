@@ -96,6 +96,11 @@ def build_loader(
             lighting=None if components is None else (components[0], components[1]),
             shard=shard,
         )
+    if train and recipe.flip and recipe.alternate_flip:
+        raise UserError(
+            "data.flip_mode=alternate needs the in-memory loader (each image's flip depends on "
+            "the epoch): set data.in_memory=yes, or data.flip_mode=random"
+        )
     if train:
         lighting = None if components is None else PCALighting(*components)
         transform = train_transform(recipe, info, lighting)

@@ -20,6 +20,7 @@ from classicnets.data.transforms import Recipe, TestTimeViews, translate_flip_vi
 # Stream tags, so the permutation and the batch draws never share a seed.
 PERMUTATION_STREAM = 0
 BATCH_STREAM = 1
+FIRST_FLIP_STREAM = 2  # data.flip_mode=alternate: which images epoch 1 mirrors
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class MemoryLoader:
         self.lighting = lighting
         self.shard = shard
         self.num_samples = len(images)  # in the whole data set, not this rank's share
+        self.first_flip: Tensor | None = None
+        if train and recipe.flip and recipe.alternate_flip:
+            draws = torch.rand(self.num_samples, generator=generator_for(seed, FIRST_FLIP_STREAM))
+            self.first_flip = draws < recipe.flip_probability
 
     def __len__(self) -> int:
         if self.train:  # global batches: every rank takes the same number of steps
@@ -95,14 +100,19 @@ class MemoryLoader:
         if not self.train:
             yield from self._eval_batches(start_batch)
             return
-        order = torch.randperm(
+        cpu_order = torch.randperm(
             self.num_samples, generator=generator_for(self.seed, PERMUTATION_STREAM, epoch)
-        ).to(self.images.device)
+        )
+        order = cpu_order.to(self.images.device)
         for batch in range(start_batch, len(self)):
-            indices = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            rows = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
+            indices = order[rows]
             keep = slice(*self.shard.bounds(len(indices)))
             generator = generator_for(self.seed, BATCH_STREAM, epoch, batch)
-            x = self.augment(self.images.index_select(0, indices), generator, keep)
+            flip = None
+            if self.first_flip is not None:  # epochs 1, 3, ... as drawn; 2, 4, ... inverted
+                flip = self.first_flip[cpu_order[rows]] ^ (epoch % 2 == 0)
+            x = self.augment(self.images.index_select(0, indices), generator, keep, flip)
             yield x, self.targets.index_select(0, indices[keep])
 
     def _eval_batches(self, start_batch: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -115,17 +125,22 @@ class MemoryLoader:
             yield x, self.targets.index_select(0, indices)
 
     def augment(
-        self, images: Tensor, generator: torch.Generator, keep: slice = slice(None)
+        self,
+        images: Tensor,
+        generator: torch.Generator,
+        keep: slice = slice(None),
+        flip: Tensor | None = None,
     ) -> Tensor:
-        """One training batch: the recipe's crop, flip and lighting, then normalise.
+        """One training batch: the recipe's crop, flip and lighting, then normalise; `flip`
+        (one bool per image) replaces the flip draws (data.flip_mode=alternate).
 
         The random draws are made for the whole global batch and the rows `keep` are kept, so
         a data-parallel rank gets exactly the augmentation one process would give those rows
         (the cost: each rank crops the whole global batch, a small share of a training step).
         """
         recipe = self.recipe
-        draws = torch.rand(len(images), generator=generator) if recipe.flip else None
-        flip = None if draws is None else draws < recipe.flip_probability
+        if flip is None and recipe.flip:
+            flip = torch.rand(len(images), generator=generator) < recipe.flip_probability
         x = batched_train_crop(images, recipe, generator, flip)
         shift = None
         if self.lighting is not None:

@@ -70,6 +70,7 @@ class Recipe:
     padding_mode: str  # how it is filled: "constant" (zeros, crop_flip) or "reflect"
     flip: bool
     flip_probability: float  # of each training image being mirrored, when flip
+    alternate_flip: bool  # data.flip_mode=alternate: epoch 1 drawn, each later epoch inverted
     resize: int  # shorter side the eval centre crop (and alexnet's train crop) is taken from
     scale_range: tuple[int, int]  # vgg: training scale S range
     lighting: bool
@@ -117,6 +118,7 @@ def resolve_recipe(cfg: DataConfig, info: DatasetInfo) -> Recipe:
         padding_mode="reflect" if augment == "translate_flip" else "constant",
         flip=bool(meta.get("flip", True)) if is_default else augment != "none",
         flip_probability=cfg.flip_probability,
+        alternate_flip=cfg.flip_mode == "alternate",
         resize=resize,
         scale_range=(paper_side(crop, cfg.scale_min), paper_side(crop, cfg.scale_max)),
         lighting=cfg.pca_lighting,
