@@ -4,8 +4,9 @@ The ideas are those of Jordan, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU"
 (arXiv:2404.00498, §3, "airbench"): three conv groups of two 3x3 convolutions with BatchNorm and
 GELU and no hidden fully connected layers, a frozen first layer initialised to whiten 2x2
 patches, identity-initialised convolutions, and BatchNorm with only a learned shift that
-learns faster than the weights. Not taken: Lookahead, multi-crop test-time augmentation and
-the alternating flip, which live in the training loop and the data pipeline. The widths
+learns faster than the weights. The rest of airbench's method lives outside the net, in the
+recipe configs/speedrun.yaml: Lookahead (optim.lookahead_every), the alternating flip
+(data.flip_mode) and the six test-time views (train.tta=translate_flip). The widths
 (64, 256, 256) are airbench94's; the code and the patch statistics are ours; the training
 recipe is configs/speedrun.yaml.
 """
