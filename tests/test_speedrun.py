@@ -127,3 +127,29 @@ def test_patch_covariance_matches_cifar10_train_split() -> None:
     flat = flat - flat.mean(0)
     measured = flat.T @ flat / len(flat)
     torch.testing.assert_close(measured, cifar10_patch_covariance(), atol=1e-5, rtol=0)
+
+
+def test_stem_bias_trains_for_its_epochs_then_stays_fixed(tmp_path: Path) -> None:
+    """model.stem_bias_epochs=1 through the training loop: the bias moves in epoch 1 and not
+    after, under weight decay, while the rest of the net keeps training."""
+    from classicnets.config import load_config
+    from classicnets.train.checkpoint import load_resume_checkpoint
+    from classicnets.train.loop import fit
+
+    sets = ["model.name=speedrun_cifar", "model.init=null", "train.epochs=3", "data.val_fraction=0"]
+    sets += ["data.synthetic_size=16", "optim.weight_decay=0.01"]
+
+    def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+        return load_resume_checkpoint(run_dir)[0]["model"]
+
+    start = build_model("speedrun_cifar", num_classes=4).state_dict()
+    config = load_config("smoke", [*sets, "model.stem_bias_epochs=1"])
+    after_one = last_weights(fit(config, tmp_path / "one", stop_after_steps=4))  # 4 per epoch
+    final = last_weights(fit(config, tmp_path / "three"))
+    bias, conv = "features.0.bias", "features.2.0.weight"
+    assert not torch.equal(after_one[bias], start[bias])
+    assert torch.equal(final[bias], after_one[bias]) and not torch.equal(
+        final[conv], after_one[conv]
+    )
+    free = last_weights(fit(load_config("smoke", sets), tmp_path / "free"))
+    assert not torch.equal(free[bias], after_one[bias])

@@ -99,6 +99,14 @@ class ModelConfig:
             "class does), default (PyTorch's layer defaults)"
         ),
     )
+    stem_bias_epochs: int | None = field(
+        default=None,
+        metadata=_knob(
+            "speedrun_cifar: epochs its whitening stem's bias trains before it is frozen "
+            "(arXiv:2404.00498: 3; 0 = it trains throughout)",
+            0,
+        ),
+    )
     # AlexNet §3.2: the two columns on two devices, e.g. [cuda:0, cuda:1]; empty = one device.
     column_devices: list[str] = field(default_factory=list)
     # Start from pretrained weights: torchvision:DEFAULT (or another torchvision tag, for the

@@ -106,8 +106,11 @@ class ConvGroup(nn.Sequential):
 class SpeedrunNet(nn.Module):
     """Whitening conv, three conv groups (32 -> 31 -> 15 -> 7 -> 3), global max-pool, linear."""
 
-    def __init__(self, num_classes: int, widths: tuple[int, int, int]) -> None:
+    def __init__(
+        self, num_classes: int, widths: tuple[int, int, int], stem_bias_epochs: int = 0
+    ) -> None:
         super().__init__()
+        self.stem_bias_epochs = stem_bias_epochs
         whitening_width = 2 * 3 * PATCH_SIZE**2
         self.features = nn.Sequential(
             nn.Conv2d(3, whitening_width, kernel_size=PATCH_SIZE),  # no padding: 32 -> 31
@@ -119,6 +122,13 @@ class SpeedrunNet(nn.Module):
         )
         self.classifier = nn.Linear(widths[2], num_classes, bias=False)
         self._init_weights()
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each epoch (from 1): arXiv:2404.00498 §3 trains
+        the whitening stem's bias for the first epochs only, then freezes it (a parameter
+        without a gradient is not updated, by the step or by weight decay)."""
+        if self.stem_bias_epochs > 0:
+            self.features[0].bias.requires_grad_(epoch <= self.stem_bias_epochs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = torch.flatten(self.features(x), 1)
@@ -152,9 +162,10 @@ def _meta() -> dict[str, object]:
 
 
 @MODELS.register("speedrun_cifar", **_meta())
-def speedrun_cifar(num_classes: int = 10) -> SpeedrunNet:
-    """The speedrun net: widths 64-256-256, 2x2 whitening stem, 32x32 input.
+def speedrun_cifar(num_classes: int = 10, stem_bias_epochs: int = 0) -> SpeedrunNet:
+    """The speedrun net: widths 64-256-256, 2x2 whitening stem, 32x32 input; with
+    `stem_bias_epochs` N > 0 the stem's bias trains for N epochs, then stays fixed.
 
     Deviations: not a paper's net; see the module docstring for the ideas and their source.
     """
-    return SpeedrunNet(num_classes, SPEEDRUN_WIDTHS)
+    return SpeedrunNet(num_classes, SPEEDRUN_WIDTHS, stem_bias_epochs)

@@ -239,6 +239,9 @@ def train_one_epoch(
     model, precision, loader = parts.model.wrapped, parts.precision, parts.data.train_loader
     optimizer, schedule = parts.optimization.optimizer, parts.optimization.schedule
     scaler, lookahead = parts.optimization.scaler, parts.optimization.lookahead
+    start_epoch = getattr(parts.model.module, "start_epoch", None)
+    if callable(start_epoch):  # a model whose training changes by epoch (speedrun_cifar)
+        start_epoch(epoch)
     model.train()
     progress = _epoch_progress(parts, cfg, epoch, state, sums)
     for x, y in loader.epoch(epoch, start_batch=state.batches_done):

@@ -117,6 +117,11 @@ def build_run_parts(
             "model.column_devices (one model over two devices) cannot be combined with "
             "torchrun data parallelism; use one or the other"
         )
+    if ctx.is_distributed and config.model.stem_bias_epochs:
+        raise UserError(
+            "model.stem_bias_epochs freezes a parameter mid-run, which DistributedDataParallel "
+            "cannot follow: train on one process, or set model.stem_bias_epochs=0"
+        )
     device = rank_device(pick_device(cfg.device), ctx)
     precision = pick_precision(cfg, device)
     seed_everything(cfg.seed + ctx.rank, cfg.deterministic)
