@@ -153,3 +153,14 @@ def test_stem_bias_trains_for_its_epochs_then_stays_fixed(tmp_path: Path) -> Non
     )
     free = last_weights(fit(load_config("smoke", sets), tmp_path / "free"))
     assert not torch.equal(free[bias], after_one[bias])
+
+
+def test_stem_bias_epochs_is_refused_under_data_parallelism() -> None:
+    from classicnets.config import load_config
+    from classicnets.errors import UserError
+    from classicnets.train.distributed import DistContext
+    from classicnets.train.setup import build_run_parts
+
+    sets = ["model.name=speedrun_cifar", "model.init=null", "model.stem_bias_epochs=3"]
+    with pytest.raises(UserError, match="DistributedDataParallel cannot follow"):
+        build_run_parts(load_config("smoke", sets), None, DistContext(rank=0, world_size=2))
