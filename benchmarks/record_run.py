@@ -141,7 +141,8 @@ def precision_of(config: RunConfig, environment: Environment) -> str:
 
 def cpu_of(environment: Environment) -> str:
     """env.json's device name and thread count; on the machine that ran it (same CPU model
-    name), also /proc/cpuinfo's model number and its bf16 flags, which env.json lacks."""
+    name), also /proc/cpuinfo's family and model numbers and its bf16 flags, which env.json
+    lacks: a model name such as "AMD EPYC" alone does not tell Zen 4 from Zen 5."""
     name = environment.device_name
     threads = environment.cpu_threads
     threads_text = f"{threads} thread" + ("" if threads == 1 else "s")
@@ -151,7 +152,8 @@ def cpu_of(environment: Environment) -> str:
     if info.get("model name") != name:
         return f"{name}, {threads_text}"
     flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
-    detail = f"model {info.get('model', '?')}" + (f", {' '.join(flags)}" if flags else "")
+    family = f"family {info['cpu family']} " if "cpu family" in info else ""
+    detail = f"{family}model {info.get('model', '?')}" + (f", {' '.join(flags)}" if flags else "")
     return f"{name} ({detail}), {threads_text}"
 
 

@@ -182,3 +182,18 @@ def test_run_seeds_records_after_the_last_seed_and_keeps_finished_ones(
     records_before = records.read_text()
     assert run_seeds.main([*argv[:4], *argv[5:]]) == 0  # seeds 0 and 1
     assert records.read_text() == records_before
+
+
+def test_cpu_names_family_model_and_bf16_flags_on_the_machine_that_ran_it(
+    record_run: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classicnets.run_record.records import Environment
+
+    info = {"model name": "AMD EPYC", "cpu family": "26", "model": "2", "flags": "avx2 avx512_bf16"}
+    monkeypatch.setattr(record_run, "_cpuinfo", lambda: info)
+    here = Environment(device="cpu", device_name="AMD EPYC", cpu_threads=2)
+    assert record_run.cpu_of(here) == "AMD EPYC (family 26 model 2, avx512_bf16), 2 threads"
+    elsewhere = dataclasses.replace(here, device_name="Intel(R) Xeon(R) Processor", cpu_threads=1)
+    assert record_run.cpu_of(elsewhere) == "Intel(R) Xeon(R) Processor, 1 thread"
+    gpu = Environment(device="cuda", device_name="NVIDIA H200", cpu_threads=16)
+    assert record_run.cpu_of(gpu) == "NVIDIA H200, 16 threads"
