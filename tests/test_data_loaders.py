@@ -71,7 +71,8 @@ def test_batches_follow_the_contract(in_memory):
     assert [len(y) for _, y in batches] == [10] * 6 + [4]  # the last partial batch is kept
     x, y = batches[0]
     assert x.dtype == torch.float32 and x.shape == (10, 3, 32, 32) and y.dtype == torch.int64
-    for tta, views in (("flip", 2), ("10crop", 10), ("translate_flip", 6)):
+    view_counts = {"flip": 2, "10crop": 10, "translate_flip": 6, "translate_flip_weighted": 6}
+    for tta, views in view_counts.items():
         test = build_loader(
             splits.test,
             config,

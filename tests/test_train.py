@@ -164,6 +164,9 @@ def test_evaluate_writes_metrics_and_rejects_other_class_counts(
     lines = (run_dir / "eval/test-flip/predictions.csv").read_text().splitlines()
     assert lines[0] == "sample,target,predicted,top5_classes,top5_probs"
     assert len(lines) == metrics["count"] + 1
+    assert main(["evaluate", str(run_dir), "--tta", "translate_flip_weighted"]) == 0
+    weighted = json.loads((run_dir / "eval/test-translate_flip_weighted/metrics.json").read_text())
+    assert weighted["count"] == metrics["count"] and weighted["tta"] == "translate_flip_weighted"
     capsys.readouterr()
     code = main(["evaluate", str(run_dir), "--set", "data.num_classes=7"])
     assert code == 2 and "classes" in capsys.readouterr().err

@@ -25,8 +25,9 @@ from classicnets.atomic import atomic_write_text
 from classicnets.errors import UserError
 
 DeviceName = str  # "auto" | "cpu" | "cuda" | "cuda:1" | "mps"
-# test-time augmentation: flips; AlexNet §4.1's ten crops; 1-pixel shifts and their mirrors
-TestViews = Literal["none", "flip", "10crop", "translate_flip"]
+# test-time augmentation: flips; AlexNet §4.1's ten crops; 1-pixel shifts and their mirrors,
+# their probabilities averaged equally or (translate_flip_weighted) their logits weighted
+TestViews = Literal["none", "flip", "10crop", "translate_flip", "translate_flip_weighted"]
 
 
 Norm = Literal["lrn", "bn", "none"]

@@ -98,7 +98,8 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
         choices=typing.get_args(TestViews),
         default="none",
         help="test-time views; 10crop is AlexNet §4.1's test protocol, translate_flip averages "
-        "the image, 1-pixel shifts and their mirrors",
+        "the image, 1-pixel shifts and their mirrors; translate_flip_weighted weighs their "
+        "logits as arXiv:2404.00498 does (the unshifted pair 1/2, each shifted pair 1/4)",
     )
     evaluate.add_argument(
         "--set",

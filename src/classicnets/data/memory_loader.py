@@ -15,7 +15,12 @@ from torch import Tensor
 from classicnets.data import batch_transforms as bt
 from classicnets.data.recipes import batched_train_crop
 from classicnets.data.seeds import generator_for
-from classicnets.data.transforms import Recipe, TestTimeViews, translate_flip_views
+from classicnets.data.transforms import (
+    SHIFTED_VIEWS,
+    Recipe,
+    TestTimeViews,
+    translate_flip_views,
+)
 
 # Stream tags, so the permutation and the batch draws never share a seed.
 PERMUTATION_STREAM = 0
@@ -156,6 +161,6 @@ class MemoryLoader:
                 base = torch.nn.functional.pad(base, (recipe.ten_crop_padding,) * 4)
             return bt.normalise(bt.ten_crops(base, crop), self.mean, self.std)
         x = bt.normalise(bt.center_crop(base, crop), self.mean, self.std)
-        if self.views == "translate_flip":
+        if self.views in SHIFTED_VIEWS:
             return translate_flip_views(x)
         return torch.stack([x, x.flip(-1)], dim=1) if self.views == "flip" else x

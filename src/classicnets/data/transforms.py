@@ -45,7 +45,12 @@ from classicnets.errors import UserError
 AugmentName = Literal[
     "none", "flip", "crop_flip", "translate_flip", "alexnet", "vgg", "random_resized_crop"
 ]
-TestTimeViews = Literal["none", "flip", "10crop", "translate_flip"]
+TestTimeViews = Literal["none", "flip", "10crop", "translate_flip", "translate_flip_weighted"]
+SHIFTED_VIEWS = ("translate_flip", "translate_flip_weighted")  # the same six views each
+# translate_flip_weighted (arXiv:2404.00498, its test-time augmentation): the logits of the
+# unshifted pair weigh 1/4 each and those of the four shifted views 1/8 each, in the order
+# translate_flip_views stacks them; every other view set averages probabilities equally.
+VIEW_WEIGHTS = {"translate_flip_weighted": (1 / 4, 1 / 4, 1 / 8, 1 / 8, 1 / 8, 1 / 8)}
 TRANSLATE_FRACTION = 1 / 16  # translate_flip: reflect padding as a share of the side (2 of 32)
 LIGHTING_ALPHA_STD = 0.1  # AlexNet §4.1: alpha ~ N(0, 0.1)
 # RandomResizedCrop's defaults (torchvision), after GoogLeNet (arXiv:1409.4842 §6)
@@ -165,7 +170,7 @@ class ViewStack:
             crops = v2.functional.ten_crop(image, [self.crop_size, self.crop_size])
             return torch.stack([self.to_tensor(crop) for crop in crops])
         x = self.to_tensor(image)
-        if self.views == "translate_flip":
+        if self.views in SHIFTED_VIEWS:
             return translate_flip_views(x[None])[0]
         return torch.stack([x, x.flip(-1)])
 

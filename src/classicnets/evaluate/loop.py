@@ -1,7 +1,9 @@
 """evaluate(): loss, top-1/top-5, per-class accuracy and the confusion matrix over a loader.
 
 Batches with test-time views, shaped (N, V, C, H, W) (flips, or AlexNet §4.1's ten crops),
-are scored by averaging the softmax over the V views, as the paper averages its ten patches.
+are scored by averaging the softmax over the V views, as the paper averages its ten patches;
+given `view_weights` (one per view, summing to 1), by the weighted mean of the views' logits
+instead, as arXiv:2404.00498 scores its six translated and mirrored views.
 """
 
 from collections.abc import Iterable, Sequence
@@ -47,7 +49,10 @@ class EvalResult:
 
 
 def _forward_views(
-    model: nn.Module, x: torch.Tensor, channels_last: bool
+    model: nn.Module,
+    x: torch.Tensor,
+    channels_last: bool,
+    view_weights: Sequence[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean log-probabilities over test-time views, and the scores used for ranking."""
     if x.ndim == 5:
@@ -55,8 +60,14 @@ def _forward_views(
         views_batch = x.flatten(0, 1)
         if channels_last:
             views_batch = views_batch.contiguous(memory_format=torch.channels_last)
-        logits = model(views_batch).float()  # (N*V, K)
-        probs = logits.softmax(dim=1).view(batch, views, -1).mean(dim=1)
+        logits = model(views_batch).float().view(batch, views, -1)  # (N, V, K)
+        if view_weights is not None:
+            if len(view_weights) != views:
+                raise ValueError(f"{len(view_weights)} view weights for {views} views")
+            weights = torch.tensor(view_weights, dtype=logits.dtype, device=logits.device)
+            mixed = (logits * weights[:, None]).sum(dim=1)  # fp32: einsum would autocast
+            return mixed.log_softmax(dim=1), mixed
+        probs = logits.softmax(dim=2).mean(dim=1)
         return probs.clamp_min(1e-12).log(), probs
     logits = model(x).float()
     return logits.log_softmax(dim=1), logits
@@ -70,9 +81,11 @@ def evaluate(
     num_classes: int,
     collect: bool = False,
     mean_std: tuple[Sequence[float], Sequence[float]] | None = None,
+    view_weights: Sequence[float] | None = None,
 ) -> EvalResult:
     """Score `model` on every batch. With `collect`, keep top-5 predictions per sample and a
-    few de-normalised images (needs `mean_std`) for reports."""
+    few de-normalised images (needs `mean_std`) for reports. `view_weights`: see the module
+    docstring."""
     was_training = model.training
     model.eval()
     device = precision.device
@@ -91,7 +104,7 @@ def evaluate(
             dtype=precision.amp_dtype or torch.float32,
             enabled=precision.amp_dtype is not None,
         ):
-            log_probs, scores = _forward_views(model, x, precision.channels_last)
+            log_probs, scores = _forward_views(model, x, precision.channels_last, view_weights)
         loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
         hit1, hit5 = topk_correct(scores, y, ks=(1, 5))
         top1 += hit1

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from classicnets.config import DataConfig, TestViews
 from classicnets.data import DataSplits, ImageDataset, build_loader, sample_ids
 from classicnets.data.memory_loader import WHOLE, Shard
+from classicnets.data.transforms import VIEW_WEIGHTS
 from classicnets.errors import UserError
 from classicnets.evaluate.loop import EvalResult, evaluate
 from classicnets.precision import Precision
@@ -70,6 +71,7 @@ def evaluate_split(
         len(info.classes),
         collect=True,
         mean_std=(info.mean, info.std),
+        view_weights=VIEW_WEIGHTS.get(tta),
     )
 
 

@@ -42,7 +42,14 @@ from classicnets.run_record.records import (
 
 FINISHED_STATUSES = ("complete",)
 # Eval folders shown first in reports: the plain test split, then any test-time augmentation.
-EVAL_PREFERENCE = ("test", "test-flip", "test-10crop", "test-translate_flip", "val")
+EVAL_PREFERENCE = (
+    "test",
+    "test-flip",
+    "test-10crop",
+    "test-translate_flip",
+    "test-translate_flip_weighted",
+    "val",
+)
 
 
 @dataclass(frozen=True)
