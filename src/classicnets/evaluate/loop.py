@@ -52,7 +52,7 @@ def _forward_views(
     model: nn.Module,
     x: torch.Tensor,
     channels_last: bool,
-    view_weights: Sequence[float] | None = None,
+    view_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean log-probabilities over test-time views, and the scores used for ranking."""
     if x.ndim == 5:
@@ -64,8 +64,7 @@ def _forward_views(
         if view_weights is not None:
             if len(view_weights) != views:
                 raise ValueError(f"{len(view_weights)} view weights for {views} views")
-            weights = torch.tensor(view_weights, dtype=logits.dtype, device=logits.device)
-            mixed = (logits * weights[:, None]).sum(dim=1)  # fp32: einsum would autocast
+            mixed = (logits * view_weights[:, None]).sum(dim=1)  # fp32: einsum would autocast
             return mixed.log_softmax(dim=1), mixed
         probs = logits.softmax(dim=2).mean(dim=1)
         return probs.clamp_min(1e-12).log(), probs
@@ -89,6 +88,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     device = precision.device
+    weights = None if view_weights is None else torch.tensor(view_weights, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     top1 = torch.zeros((), dtype=torch.int64, device=device)
     top5 = torch.zeros((), dtype=torch.int64, device=device)
@@ -104,7 +104,7 @@ def evaluate(
             dtype=precision.amp_dtype or torch.float32,
             enabled=precision.amp_dtype is not None,
         ):
-            log_probs, scores = _forward_views(model, x, precision.channels_last, view_weights)
+            log_probs, scores = _forward_views(model, x, precision.channels_last, weights)
         loss_sum += F.nll_loss(log_probs, y, reduction="sum").double()
         hit1, hit5 = topk_correct(scores, y, ks=(1, 5))
         top1 += hit1
