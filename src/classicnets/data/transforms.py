@@ -38,14 +38,14 @@ import torchvision.transforms.v2 as v2
 from PIL import Image
 from torch import Tensor
 
-from classicnets.config import DataConfig
+from classicnets.config import DataConfig, TestViews
 from classicnets.data.datasets import DATASETS, DatasetInfo, to_rgb
 from classicnets.errors import UserError
 
 AugmentName = Literal[
     "none", "flip", "crop_flip", "translate_flip", "alexnet", "vgg", "random_resized_crop"
 ]
-TestTimeViews = Literal["none", "flip", "10crop", "translate_flip", "translate_flip_weighted"]
+TestTimeViews = TestViews  # one list of view sets, declared with the config that names them
 SHIFTED_VIEWS = ("translate_flip", "translate_flip_weighted")  # the same six views each
 # translate_flip_weighted (arXiv:2404.00498, its test-time augmentation): the logits of the
 # unshifted pair weigh 1/4 each and those of the four shifted views 1/8 each, in the order
