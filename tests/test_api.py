@@ -112,6 +112,36 @@ def test_train_the_function_survives_importing_the_train_package() -> None:
     assert done.stdout.split() == ["True", "classicnets.api"], done.stderr
 
 
+def _modules_loaded_by(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (its own output ignored)."""
+    probe = f"{code}\nimport sys\nprint('\\n' + ' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_import_and_help_load_only_what_they_use() -> None:
+    heavy = {"torch", "torchvision", "matplotlib", "classicnets.api"}
+    assert not heavy & _modules_loaded_by("import classicnets")
+    help_code = (
+        "from classicnets.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert not heavy & _modules_loaded_by(help_code)
+    models = _modules_loaded_by("import classicnets.models")
+    assert "torch" in models and not {"matplotlib", "classicnets.api"} & models
+    # The API still arrives whole on first use, under the same names.
+    api = _modules_loaded_by(
+        "from classicnets import Run, train; assert Run.__module__ == 'classicnets.api'"
+    )
+    assert "classicnets.api" in api
+
+
+def test_train_cannot_be_replaced_by_a_value() -> None:
+    with pytest.raises(AttributeError, match="API function"):
+        classicnets.train = 3  # type: ignore[assignment]
+    assert callable(classicnets.train)
+
+
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["--version"])

@@ -5,12 +5,8 @@ import argparse
 import re
 from typing import Any
 
-import torch
-
 from classicnets.config import knob_values, load_config
 from classicnets.errors import UserError
-from classicnets.models import build_model, check_input_size, list_models, model_info
-from classicnets.models.summary import format_summary, summarize
 
 
 def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
@@ -52,6 +48,10 @@ def add_parsers(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def _param_count(name: str, num_classes: int) -> int:
+    import torch
+
+    from classicnets.models import build_model
+
     # The meta device allocates no memory and runs no real init, so VGG-19 costs nothing here.
     with torch.device("meta"):
         model = build_model(name, num_classes=num_classes)
@@ -63,6 +63,8 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
+    from classicnets.models import list_models, model_info
+
     header = ("model", "input", "params", "classes", "source")
     rows = [header]
     for name in list_models():
@@ -92,6 +94,11 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 
 def run_summary(args: argparse.Namespace) -> int:
+    import torch
+
+    from classicnets.models import build_model, check_input_size, model_info
+    from classicnets.models.summary import format_summary, summarize
+
     if (args.name is None) == (args.preset is None):
         raise UserError("summary takes a model name or --preset NAME (one of them)")
     if args.set and args.preset is None:

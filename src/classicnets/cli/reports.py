@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from classicnets.api import default_compare_folder, default_labels
 from classicnets.errors import UserError
-from classicnets.report import write_comparison, write_run_report
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -56,12 +54,17 @@ def add_parsers(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from classicnets.report import write_run_report
+
     path = write_run_report(args.run_dir, confusion_counts=args.counts)
     print(path)
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from classicnets.api import default_compare_folder, default_labels
+    from classicnets.report import write_comparison
+
     runs: list[Path] = args.runs
     labels = args.labels or default_labels(runs)
     if len(labels) != len(runs):
