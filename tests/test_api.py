@@ -128,7 +128,12 @@ def test_import_and_help_load_only_what_they_use() -> None:
     )
     assert not heavy & _modules_loaded_by(help_code)
     models = _modules_loaded_by("import classicnets.models")
-    assert "torch" in models and not {"matplotlib", "classicnets.api"} & models
+    assert "torch" in models and not {"torchvision", "matplotlib", "classicnets.api"} & models
+    # torchvision arrives with the first net built from it, and only then.
+    alexnet = _modules_loaded_by("from classicnets.cli import main\nmain(['summary', 'alexnet'])")
+    assert "torchvision" not in alexnet
+    resnet = _modules_loaded_by("import classicnets.models as m\nm.build_model('resnet18')")
+    assert "torchvision" in resnet
     # The API still arrives whole on first use, under the same names.
     api = _modules_loaded_by(
         "from classicnets import Run, train; assert Run.__module__ == 'classicnets.api'"

@@ -1,6 +1,8 @@
 """The model zoo: every model builds and runs, exact parameter counts, torchvision parity,
 the paper's LRN equation, the grouped-conv column split, knobs and user errors."""
 
+import pickle
+
 import pytest
 import torch
 import torchvision
@@ -323,6 +325,19 @@ def test_googlenet_train_mode_returns_aux_output() -> None:
     model.eval()
     with torch.no_grad():
         assert isinstance(model(torch.randn(2, 3, 32, 32)), torch.Tensor)
+
+
+def test_googlenet_class_built_on_demand_is_torchvisions_and_pickles() -> None:
+    # The class is made when first needed (torchvision loads late); it must still be one class,
+    # a torchvision GoogLeNet, and reachable by pickle under its module name.
+    from classicnets.models import googlenet
+
+    model = build_model("googlenet_cifar", num_classes=3)
+    assert type(model) is googlenet.GoogLeNet is type(build_model("googlenet", num_classes=3))
+    assert isinstance(model, torchvision.models.GoogLeNet)
+    copy = pickle.loads(pickle.dumps(model))
+    assert type(copy) is googlenet.GoogLeNet
+    assert torch.equal(copy.fc.weight, model.fc.weight)
 
 
 def test_unknown_model_lists_close_names() -> None:

@@ -1,14 +1,16 @@
 """GoogLeNet (Inception v1): Szegedy et al., "Going Deeper with Convolutions"
 (arXiv:1409.4842), from torchvision for comparison, with the paper's auxiliary classifiers (§5)
 and a 32x32 CIFAR stem. In training mode the model returns `AuxOutput`; only
-train/losses.py unwraps it."""
+train/losses.py unwraps it.
 
+torchvision is imported when a GoogLeNet is built, not with this module: it pulls in
+torch._dynamo, most of the time `classicnets summary alexnet` would otherwise spend."""
+
+import functools
 from typing import NamedTuple
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models.googlenet import BasicConv2d
 
 from classicnets.models.catalog import MODELS
 
@@ -24,20 +26,33 @@ class AuxOutput(NamedTuple):
     aux_logits: tuple[torch.Tensor, ...]
 
 
-class GoogLeNet(torchvision.models.GoogLeNet):  # type: ignore[misc]
-    """torchvision's GoogLeNet, returning AuxOutput rather than GoogLeNetOutputs in training."""
+@functools.cache
+def _googlenet_class() -> type[nn.Module]:
+    import torchvision
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
-        logits, aux2, aux1 = self._forward(self._transform_input(x))
-        if self.training and self.aux_logits:
-            return AuxOutput(logits=logits, aux_logits=(aux1, aux2))
-        output: torch.Tensor = logits
-        return output
+    class GoogLeNet(torchvision.models.GoogLeNet):  # type: ignore[misc]
+        """torchvision's GoogLeNet, returning AuxOutput, not GoogLeNetOutputs, in training."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutput:
+            logits, aux2, aux1 = self._forward(self._transform_input(x))
+            if self.training and self.aux_logits:
+                return AuxOutput(logits=logits, aux_logits=(aux1, aux2))
+            output: torch.Tensor = logits
+            return output
+
+    GoogLeNet.__qualname__ = "GoogLeNet"  # found by pickle through the module __getattr__
+    return GoogLeNet
 
 
-def _googlenet(num_classes: int) -> GoogLeNet:
+def __getattr__(name: str) -> type[nn.Module]:
+    if name == "GoogLeNet":
+        return _googlenet_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _googlenet(num_classes: int) -> nn.Module:
     # §5: dropout 40% before the classifier, 70% in the auxiliary heads.
-    return GoogLeNet(
+    return _googlenet_class()(
         num_classes=num_classes,
         aux_logits=True,
         transform_input=False,
@@ -54,7 +69,7 @@ def _googlenet(num_classes: int) -> GoogLeNet:
     paper="Szegedy et al. 2014 arXiv:1409.4842 Table 1, §5",
     family="googlenet",
 )
-def googlenet(num_classes: int = 1000) -> GoogLeNet:
+def googlenet(num_classes: int = 1000) -> nn.Module:
     """torchvision's GoogLeNet with both auxiliary classifiers; train mode returns AuxOutput.
 
     Deviations: BatchNorm after every conv and no LRN in the stem (torchvision's layout); the
@@ -72,14 +87,17 @@ def googlenet(num_classes: int = 1000) -> GoogLeNet:
     paper="Szegedy et al. 2014 arXiv:1409.4842 Table 1, §5, stem adapted to 32x32",
     family="googlenet",
 )
-def googlenet_cifar(num_classes: int = 10) -> GoogLeNet:
+def googlenet_cifar(num_classes: int = 10) -> nn.Module:
     """GoogLeNet for 32x32 images: inception 3a/3b run at 16x16, 4a-4e at 8x8, 5a/5b at 4x4.
 
     Deviations: those of googlenet, and a 3x3 stride-1 first conv with no max-pool after it
     (the 1x1 and 3x3 stem convs and the max-pool before inception 3a stay).
     """
+    from torchvision.models.googlenet import BasicConv2d
+
     model = _googlenet(num_classes)
-    model.conv1 = BasicConv2d(3, 64, kernel_size=3, stride=1, padding=1)
-    nn.init.trunc_normal_(model.conv1.conv.weight, mean=0.0, std=0.01, a=-2, b=2)
+    stem = BasicConv2d(3, 64, kernel_size=3, stride=1, padding=1)
+    nn.init.trunc_normal_(stem.conv.weight, mean=0.0, std=0.01, a=-2, b=2)
+    model.conv1 = stem
     model.maxpool1 = nn.Identity()
     return model

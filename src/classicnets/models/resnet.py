@@ -1,8 +1,8 @@
 """ResNet-18: He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition"
 (arXiv:1512.03385), taken from torchvision for comparison with AlexNet and VGG, plus the
-common 32x32 CIFAR adaptation of its stem."""
+common 32x32 CIFAR adaptation of its stem. torchvision is imported when a ResNet is built
+(models/googlenet.py says why)."""
 
-import torchvision
 from torch import nn
 
 from classicnets.models.catalog import MODELS
@@ -21,6 +21,8 @@ def resnet18(num_classes: int = 1000) -> nn.Module:
     Deviations: projection shortcuts (option B) where the width grows, as torchvision does;
     zero-initialised BatchNorm is not used.
     """
+    import torchvision
+
     model: nn.Module = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     return model
 
@@ -38,6 +40,8 @@ def resnet18_cifar(num_classes: int = 10) -> nn.Module:
     Deviations: 3x3 stride-1 conv stem (64 maps) and no max-pool, so stage 1 runs at 32x32;
     projection shortcuts (option B), as torchvision does.
     """
+    import torchvision
+
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")

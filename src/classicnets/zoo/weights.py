@@ -25,7 +25,6 @@ from torch import nn
 from classicnets.errors import UserError
 from classicnets.models import build_model
 from classicnets.models.build import load_state_strict
-from classicnets.models.googlenet import GoogLeNet
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +98,10 @@ def published_accuracy(entry: ZooEntry) -> tuple[float, float]:
 
 def build_zoo_model(entry: ZooEntry) -> nn.Module:
     """The registry model with 1000 classes, set up as torchvision sets it for its weights."""
+    import torchvision
+
     model = build_model(entry.model, num_classes=1000)
-    if isinstance(model, GoogLeNet):
+    if isinstance(model, torchvision.models.GoogLeNet):
         # torchvision's GoogLeNet weights were ported from TensorFlow and expect inputs on
         # [-1, 1]; torchvision turns transform_input on whenever it loads them, and so do we.
         model.transform_input = True
