@@ -162,7 +162,7 @@ def test_run_seeds_records_after_the_last_seed_and_keeps_finished_ones(
     out = tmp_path / "out"
     calls: list[int] = []
 
-    def fake_train(command: list[str]) -> int:
+    def fake_train(command: list[str], **_: object) -> int:
         seed = int(command[command.index("--set") + 1].removeprefix("train.seed="))
         calls.append(seed)
         assert not records.exists(), "records.csv written before the last seed trained"
@@ -178,10 +178,42 @@ def test_run_seeds_records_after_the_last_seed_and_keeps_finished_ones(
     rows = load_benchmark("record_run").read_records(records)
     assert [row["seed"] for row in rows] == ["0", "1"]
     # Running it again records nothing twice.
-    monkeypatch.setattr(run_seeds.subprocess, "call", lambda command: 0)
+    monkeypatch.setattr(run_seeds.subprocess, "call", lambda command, **_: 0)
     records_before = records.read_text()
     assert run_seeds.main([*argv[:4], *argv[5:]]) == 0  # seeds 0 and 1
     assert records.read_text() == records_before
+
+
+def test_run_seeds_side_by_side_splits_the_cores_and_logs_each_seed(
+    runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import threading
+
+    run_seeds = load_benchmark("run_seeds")
+    records = tmp_path / "records.csv"
+    out = tmp_path / "out"
+    started: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def fake_train(command: list[str], env: dict[str, str], stdout: object, stderr: int) -> int:
+        seed = int(command[command.index("--set") + 1].removeprefix("train.seed="))
+        with lock:
+            started[seed] = env["OMP_NUM_THREADS"]
+        stdout.write(f"seed {seed} trains\n")  # type: ignore[attr-defined]
+        if seed == 1:
+            return 3
+        shutil.copytree(runs[seed], out / f"smoke-seed{seed}")
+        return 0
+
+    monkeypatch.setattr(run_seeds.subprocess, "call", fake_train)
+    monkeypatch.setattr(run_seeds.os, "cpu_count", lambda: 4)
+    argv = ["smoke", "--seeds", "0", "1", "--jobs", "2", "--out", str(out)]
+    assert run_seeds.main([*argv, "--records", str(records)]) == 3
+    assert started == {0: "2", 1: "2"}
+    assert (out / "smoke-seed1.log").read_text() == "seed 1 trains\n"
+    rows = load_benchmark("record_run").read_records(records)
+    assert [row["seed"] for row in rows] == ["0"]  # the seed that finished is still recorded
 
 
 def test_cpu_names_family_model_and_bf16_flags_on_the_machine_that_ran_it(
